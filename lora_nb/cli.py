@@ -1,0 +1,62 @@
+"""The ``lora-nb`` command.
+
+Each area adds its own sub-commands from a module with a ``register(subparsers)``
+function (``lora_nb.jobs.cli``, ``lora_nb.engines.cli`` ...). A command's handler
+returns an exit code; a ``LoraNbError`` is printed as one line, without a traceback.
+
+    $ lora-nb jobs list
+    $ lora-nb dashboard --port 8866
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from .errors import LoraNbError
+
+COMMAND_MODULES = [
+    "lora_nb.jobs.cli",        # jobs list|show|logs|stop|submit
+    "lora_nb.datasets.cli",    # datasets list|create|import|report
+    "lora_nb.tagging.cli",     # tag
+    "lora_nb.engines.cli",     # engines check|install, train
+    "lora_nb.lora.cli",        # lora info|resize|verify|publish
+    "lora_nb.models.cli",      # models list|download
+    "lora_nb.dashboard_cli",   # dashboard
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lora-nb", description="Jupyter-native LoRA training manager.")
+    parser.add_argument("--workspace", "-w", default=None, help="workspace folder (default: $LORA_NB_HOME, /workspace/lora-nb or ~/lora-nb)")
+    parser.add_argument("--version", action="version", version=f"lora-nb {__import__('lora_nb').__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # that area is not installed in this build
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except LoraNbError as e:
+        print(f"lora-nb: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""lora-nb's exception types.
+
+Every error a user can cause is one of these: one clear sentence that says what
+is wrong, followed by the fix. Widgets show ``str(error)`` as is; the CLI prints
+it without a traceback.
+
+>>> from lora_nb.errors import InvalidName
+>>> str(InvalidName("'../x' is not a valid dataset name.", fix="Use letters, digits, '-', '_' or '.'."))
+"'../x' is not a valid dataset name. Use letters, digits, '-', '_' or '.'."
+"""
+from __future__ import annotations
+
+
+class LoraNbError(Exception):
+    """Base of every error lora-nb raises on purpose.
+
+    ``message`` says what went wrong, ``fix`` says what to do about it.
+    """
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        self.message = message.strip()
+        self.fix = fix.strip() if fix else None
+        super().__init__(self.message if not self.fix else f"{self.message} {self.fix}")
+
+
+class InvalidName(LoraNbError, ValueError):
+    """A user-supplied name or relative path is not acceptable (it would escape the workspace, ...)."""
+
+
+class NotFound(LoraNbError, LookupError):
+    """A named thing (dataset, job, preset, model, image) does not exist."""
+
+
+class AlreadyExists(LoraNbError):
+    """Something with that name exists already."""
+
+
+class InvalidInput(LoraNbError, ValueError):
+    """Input data (an archive, an image, a file) is broken or hostile."""
+
+
+class ConfigError(LoraNbError, ValueError):
+    """A configuration value is out of range or inconsistent."""
+
+
+class EngineError(LoraNbError):
+    """A training engine is missing, misconfigured or failed to start."""
+
+
+class JobError(LoraNbError):
+    """A job could not be submitted, stopped or followed."""
+
+
+class StoreError(LoraNbError):
+    """The workspace database is unusable (newer schema, corrupt file, locked too long)."""
+
+
+class NetworkError(LoraNbError):
+    """A download or upload failed."""
+
+
+class SecretError(LoraNbError, ValueError):
+    """A secret (token) was about to be written where secrets must never go."""

@@ -1,0 +1,79 @@
+"""Workspace settings: engine paths, GPU slots and defaults, stored in the workspace database.
+
+Values are JSON. Secrets (tokens, passwords) are refused: they belong in the
+environment or the Hugging Face login cache, never in the database.
+
+>>> import tempfile, pathlib
+>>> from lora_nb.store import Store
+>>> s = Settings(Store(pathlib.Path(tempfile.mkdtemp()) / "t.db"))
+>>> s.set("kohya_dir", "/opt/sd-scripts")
+>>> s.get("kohya_dir")
+'/opt/sd-scripts'
+>>> s.get("gpu_slots")
+1
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .errors import SecretError
+from .store import Store
+
+__all__ = ["Settings", "DEFAULTS", "looks_secret"]
+
+MIGRATIONS = ["CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)"]
+
+DEFAULTS: dict[str, Any] = {
+    "gpu_slots": 1,                 # how many jobs may run at once (ws.jobs.max_concurrent)
+    "kohya_dir": None,              # sd-scripts checkout; else $LORA_NB_KOHYA_DIR, else <ws>/engines/sd-scripts
+    "kohya_python": None,           # its Python; else <kohya_dir>/venv or .venv, else this Python
+    "aitoolkit_dir": None,          # ai-toolkit checkout; else $LORA_NB_AITOOLKIT_DIR, else <ws>/engines/ai-toolkit
+    "aitoolkit_python": None,
+    "default_tagger": "wd-vit-tagger-v3",
+    "stop_grace_seconds": 10.0,
+}
+
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|api[_-]?key|credential", re.I)
+_SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|[0-9a-f]{32,})\b")
+
+
+def looks_secret(key: str, value: Any = None) -> bool:
+    """True if a key name or a string value looks like a credential (HF tokens, Civitai keys)."""
+    if _SECRET_KEY.search(key):
+        return True
+    return isinstance(value, str) and bool(_SECRET_VALUE.search(value))
+
+
+class Settings:
+    """Key/value settings with defaults (see ``DEFAULTS``)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        store.ensure_schema("settings", MIGRATIONS)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        rows = self._store.query("SELECT value FROM settings WHERE key=?", (key,))
+        if rows:
+            return json.loads(rows[0][0])
+        return DEFAULTS.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        if looks_secret(key, value):
+            raise SecretError(f"The setting '{key}' looks like a secret, and secrets are never stored in the workspace.",
+                              fix="Put tokens in the environment (HF_TOKEN, CIVITAI_TOKEN) or run `huggingface-cli login`.")
+        self._store.execute("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                            (key, json.dumps(value)))
+
+    def delete(self, key: str) -> None:
+        self._store.execute("DELETE FROM settings WHERE key=?", (key,))
+
+    def all(self) -> dict[str, Any]:
+        """Every setting, defaults filled in."""
+        out = dict(DEFAULTS)
+        out.update({k: json.loads(v) for k, v in self._store.query("SELECT key, value FROM settings")})
+        return out
+
+    def __repr__(self) -> str:
+        return f"Settings({self.all()!r})"
