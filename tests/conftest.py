@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import support`
 SHARED = REPO.parent / "shared"
 FIXTURES = SHARED / "fixtures"
 

@@ -1,0 +1,428 @@
+"""JobManager (``ws.jobs``) and the Job handle: submit, list, follow, stop and wait on jobs.
+
+>>> import lora_nb, sys, tempfile
+>>> ws = lora_nb.Workspace(tempfile.mkdtemp())
+>>> job = ws.jobs.submit_command([sys.executable, "-c", "print('hello')"], name="hello")
+>>> job.wait(30)
+<JobStatus.SUCCEEDED: 'succeeded'>
+>>> job.log_tail()
+['hello']
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ..errors import JobError, NotFound
+from ..settings import looks_secret
+from .events import Event, JobStatus, Progress
+from . import records, scheduler
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..workspace import Workspace
+    from .follower import Follower
+
+__all__ = ["JobManager", "Job"]
+
+
+class Job:
+    """A handle on one job. Cheap to create; every property reads the current state."""
+
+    def __init__(self, manager: "JobManager", job_id: str) -> None:
+        self._manager = manager
+        self.id = job_id
+
+    # -- state ---------------------------------------------------------------
+    def _record(self) -> records.JobRecord:
+        rec = records.load(self._manager.ws.store, self.id)
+        if rec is None:
+            raise NotFound(f"There is no job '{self.id}'.", fix="List jobs with ws.jobs.list() or `lora-nb jobs list`.")
+        return rec
+
+    def _refresh_status(self) -> JobStatus:
+        """Current status, after checking that an active job's supervisor is really alive."""
+        rec = self._record()
+        if rec.status.value in records.ACTIVE:
+            reason = scheduler.vanished_reason(rec)
+            if reason and scheduler.mark_vanished(self._manager.ws, rec, reason):
+                return self._record().status
+        elif rec.status is JobStatus.QUEUED:
+            scheduler.kick(self._manager.ws)
+            return self._record().status
+        return rec.status
+
+    @property
+    def name(self) -> str:
+        return self._record().name
+
+    @property
+    def kind(self) -> str:
+        return self._record().kind
+
+    @property
+    def status(self) -> JobStatus:
+        return self._refresh_status()
+
+    @property
+    def progress(self) -> Progress:
+        """Newest progress: from a live follower in this process if there is one, else the last saved snapshot."""
+        follower = self._manager._followers.get(self.id)
+        if follower is not None and follower.lines_seen:
+            return follower.progress
+        return Progress.from_dict(self._record().progress)
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._record().exit_code
+
+    @property
+    def error(self) -> str | None:
+        """Failure summary: what happened, the fix for known failures, and the last lines."""
+        return self._record().error
+
+    @property
+    def run_dir(self) -> Path:
+        return self._manager.ws.runs_dir / self.id
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "log"
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self._record().meta
+
+    @property
+    def created_at(self) -> float:
+        return self._record().created_at
+
+    @property
+    def started_at(self) -> float | None:
+        return self._record().started_at
+
+    @property
+    def ended_at(self) -> float | None:
+        return self._record().ended_at
+
+    @property
+    def argv(self) -> list[str]:
+        return self._record().argv
+
+    @property
+    def artifacts(self) -> list[dict[str, Any]]:
+        """Saved checkpoints, LoRAs, samples ... as ``{"path", "kind"}``, in the order they appeared."""
+        seen: dict[str, dict[str, Any]] = {}
+        for _, _, data in records.events(self._manager.ws.store, self.id, "artifact"):
+            seen[data.get("path", "")] = data
+        return list(seen.values())
+
+    @property
+    def hints(self) -> list[str]:
+        return [d.get("text", "") for _, _, d in records.events(self._manager.ws.store, self.id, "hint")]
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description (see ``models.JobDescription``)."""
+        from .models import JobDescription
+
+        return JobDescription.from_record(self._record()).model_dump(mode="json")
+
+    # -- actions -------------------------------------------------------------
+    def wait(self, timeout: float | None = None, poll: float = 0.2) -> JobStatus:
+        """Block until the job ends (or ``timeout`` seconds pass); return the status. Works from any process."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self._refresh_status()
+            if status.is_final or (deadline is not None and time.monotonic() >= deadline):
+                return status
+            time.sleep(poll)
+
+    def stop(self, grace: float = 10.0, wait: bool = True) -> JobStatus:
+        """Ask the job to stop: SIGTERM to its whole process tree, SIGKILL after ``grace`` seconds.
+
+        A queued job is simply taken off the queue. With ``wait``, returns once the
+        job has ended (at most ``grace`` + 5 s).
+        """
+        ws = self._manager.ws
+        now = time.time()
+        with ws.store.transaction() as c:
+            rec = records.load(ws.store, self.id)
+            if rec is None:
+                raise NotFound(f"There is no job '{self.id}'.", fix="List jobs with ws.jobs.list().")
+            if rec.status.is_final:
+                return rec.status
+            records.update(c, self.id, stop_requested=now, stop_grace=float(grace))
+            if rec.status is JobStatus.QUEUED:
+                records.update(c, self.id, status=JobStatus.STOPPED, ended_at=now)
+                records.add_event(c, self.id, "status", {"status": "stopped", "reason": "removed from the queue"}, now)
+                return JobStatus.STOPPED
+        if rec.supervisor_pid and records.same_process(rec.supervisor_pid, rec.supervisor_started):
+            try:
+                os.kill(rec.supervisor_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if not wait:
+            return self.status
+        return self.wait(timeout=grace + 5.0)
+
+    def log_tail(self, n: int = 100) -> list[str]:
+        """The last ``n`` lines of the log as a terminal would show them (``\\r`` redraws collapsed)."""
+        follower = self._manager._followers.get(self.id)
+        if follower is not None and follower.alive and follower.lines_seen:
+            return follower.snapshot_tail(n)
+        return read_tail(self.log_path, n)
+
+    def subscribe(self, callback: Callable[[list[Event]], None], rate: float = 10.0) -> Callable[[], None]:
+        """Call ``callback(events)`` from a background thread, at most ``rate`` times a second. Returns unsubscribe."""
+        return self._manager._follower(self, rate).subscribe(callback)
+
+    def follow(self, rate: float = 10.0) -> "Follower":
+        """The follower of this job in this process (started if needed)."""
+        return self._manager._follower(self, rate)
+
+    def __repr__(self) -> str:
+        try:
+            rec = self._record()
+            return f"<Job {self.id} {rec.name!r} {rec.status.value}>"
+        except NotFound:
+            return f"<Job {self.id} (deleted)>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+def read_tail(path: Path, n: int) -> list[str]:
+    """Last ``n`` collapsed lines of a log file, reading only its end."""
+    from .lines import collapse
+
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return []
+    chunk = max(65536, n * 512)
+    with open(path, "rb") as f:
+        while True:
+            start = max(0, size - chunk)
+            f.seek(start)
+            data = f.read()
+            lines = collapse(data.decode("utf-8", errors="replace"))
+            if start == 0 or len(lines) > n:
+                if start > 0:
+                    lines = lines[1:]  # the first one may be cut
+                return lines[-n:] if n else []
+            chunk *= 4
+
+
+class JobManager:
+    """``ws.jobs``: submit, list, stop and follow jobs of one workspace.
+
+    Creating one re-attaches to the workspace's jobs: running jobs whose supervisor is
+    gone are marked failed with the reason, and queued jobs are started if slots are free.
+    """
+
+    def __init__(self, ws: "Workspace") -> None:
+        self.ws = ws
+        ws.store.ensure_schema("jobs", records.MIGRATIONS)
+        self._followers: dict[str, "Follower"] = {}
+        self._lock = threading.Lock()
+        scheduler.kick(ws)
+
+    # -- settings ------------------------------------------------------------
+    @property
+    def max_concurrent(self) -> int:
+        """How many GPU jobs may run at once (persisted; default 1)."""
+        return int(self.ws.settings.get("gpu_slots") or 1)
+
+    @max_concurrent.setter
+    def max_concurrent(self, value: int) -> None:
+        if not isinstance(value, int) or value < 1 or value > 64:
+            raise JobError(f"max_concurrent must be a whole number from 1 to 64, not {value!r}.", fix="Set it to the number of GPUs to use at once.")
+        self.ws.settings.set("gpu_slots", value)
+        scheduler.kick(self.ws)
+
+    # -- submitting ----------------------------------------------------------
+    def reserve(self, name: str | None = None, kind: str = "command") -> tuple[str, Path]:
+        """Create a run folder for a job about to be submitted (engines write their configs there first)."""
+        for _ in range(20):
+            job_id = records.new_job_id()
+            run_dir = self.ws.runs_dir / job_id
+            try:
+                run_dir.mkdir()
+                return job_id, run_dir
+            except FileExistsError:
+                continue
+        raise JobError("Could not create a run folder.", fix="Check that the workspace's runs/ folder is writable.")
+
+    def submit_command(self, argv: Sequence[str], name: str | None = None, cwd: str | os.PathLike[str] | None = None,
+                       env: dict[str, str] | None = None, parser: str = "plain", parser_options: dict[str, Any] | None = None,
+                       kind: str = "command", meta: dict[str, Any] | None = None, job_id: str | None = None,
+                       uses_gpu: bool = True) -> Job:
+        """Queue any command as a job; it starts when a GPU slot is free (``uses_gpu=False``: at once).
+
+        Secret-looking environment values (tokens) are never stored: a job that has
+        any starts at once, taking them from this process.
+        """
+        from .models import SubmitRequest
+        from .parsers import _REGISTRY
+
+        run_dir = self.ws.runs_dir / job_id if job_id else None
+        try:
+            req = SubmitRequest(argv=list(map(str, argv)), name=name, cwd=str(cwd) if cwd is not None else os.getcwd(),
+                                env=dict(env or {}), parser=parser, parser_options=parser_options or {}, kind=kind,
+                                meta=meta or {}, uses_gpu=uses_gpu)
+            if not req.argv:
+                raise JobError("The command is empty.", fix="Pass the program and its arguments as a list, e.g. ['python', 'train.py'].")
+            if req.cwd is not None and not Path(req.cwd).is_dir():
+                raise JobError(f"The working folder {req.cwd} does not exist.", fix="Pass an existing folder as cwd, or leave it out.")
+            resolve_executable(req.argv[0], req.cwd, req.env)
+            if req.parser not in _REGISTRY:
+                raise JobError(f"There is no log parser called '{req.parser}'.", fix=f"Use one of: {', '.join(sorted(_REGISTRY))}.")
+            for key in ("meta", "parser_options"):
+                try:
+                    json.dumps(getattr(req, key))
+                except TypeError as e:
+                    raise JobError(f"The job's {key} cannot be saved as JSON ({e}).", fix="Pass only strings, numbers, lists and dicts.") from e
+        except Exception:
+            if run_dir is not None and run_dir.is_dir() and not any(run_dir.iterdir()):
+                run_dir.rmdir()
+            raise
+        public_env = {k: v for k, v in req.env.items() if not looks_secret(k, v)}
+        secret_env = {k: v for k, v in req.env.items() if k not in public_env}
+        if job_id is None:
+            job_id, run_dir = self.reserve(req.name, req.kind)
+        assert run_dir is not None
+        if not run_dir.is_dir():
+            raise JobError(f"The run folder of job {job_id} does not exist.", fix="Get a job id and folder from ws.jobs.reserve() first.")
+        display = req.name or Path(req.argv[0]).name
+        spec = {"id": job_id, "workspace": str(self.ws.root), "name": display, "argv": req.argv, "cwd": req.cwd,
+                "env": public_env, "secret_env_keys": sorted(secret_env), "parser": req.parser,
+                "parser_options": req.parser_options, "kind": req.kind, "uses_gpu": req.uses_gpu and not secret_env}
+        (run_dir / "job.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+        now = time.time()
+        with self.ws.store.transaction() as c:
+            seq = c.execute("SELECT coalesce(max(seq), 0) + 1 FROM jobs").fetchone()[0]
+            c.execute("INSERT INTO jobs(id, seq, name, kind, status, argv, cwd, env, parser, parser_options, meta, uses_gpu, run_dir, created_at) "
+                      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (job_id, seq, display, req.kind, (JobStatus.STARTING if secret_env else JobStatus.QUEUED).value,
+                       json.dumps(req.argv), req.cwd,
+                       json.dumps(public_env), req.parser, json.dumps(req.parser_options), json.dumps(req.meta),
+                       int(spec["uses_gpu"]), str(run_dir), now))
+            records.add_event(c, job_id, "status", {"status": "queued"}, now)
+            if secret_env:  # claimed by us right away: no other process may start it without the secrets
+                records.update(c, job_id, claimed_at=now)
+        if secret_env:
+            scheduler.start_supervisor(self.ws, job_id, secret_env)
+        scheduler.kick(self.ws)
+        return Job(self, job_id)
+
+    def submit_task(self, task: str, params: dict[str, Any], name: str | None = None, uses_gpu: bool = False,
+                    env: dict[str, str] | None = None, meta: dict[str, Any] | None = None) -> Job:
+        """Run one of our own tasks: ``python -m lora_nb.tasks.<task> <run_dir>/task.json``."""
+        import importlib.util
+
+        from ..paths import safe_name
+
+        safe_name(task, "task name")
+        for key, value in _walk(params):
+            if looks_secret(key, value):
+                raise JobError(f"The task parameter '{key}' looks like a secret; secrets are never saved with a job.",
+                               fix="Pass tokens through env=..., not params.")
+        if importlib.util.find_spec(f"lora_nb.tasks.{task}") is None:
+            raise JobError(f"There is no task called '{task}'.", fix="Check the name (lora_nb/tasks/ lists them).")
+        job_id, run_dir = self.reserve(name, "task")
+        payload = dict(params, workspace=str(self.ws.root))
+        try:
+            (run_dir / "task.json").write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
+        except (TypeError, ValueError) as e:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise JobError(f"The task parameters cannot be saved as JSON ({e}).", fix="Pass only strings, numbers, lists and dicts.") from e
+        try:
+            return self.submit_command([sys.executable, "-m", f"lora_nb.tasks.{task}", str(run_dir / "task.json")],
+                                       name=name or task, parser="task", kind=task, meta=dict(meta or {}, task=task),
+                                       job_id=job_id, uses_gpu=uses_gpu, env=env, cwd=str(run_dir))
+        except Exception:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+    def submit_training(self, config: Any) -> Job:
+        """Validate a TrainingConfig, check its dataset, render the engine's files and queue the run."""
+        from ..engines.launch import submit_training
+
+        return submit_training(self.ws, config)
+
+    # -- reading -------------------------------------------------------------
+    def get(self, job_id: str) -> Job:
+        job = Job(self, job_id)
+        job._record()
+        return job
+
+    def list(self, status: JobStatus | str | Sequence[JobStatus | str] | None = None, kind: str | None = None) -> list[Job]:
+        """Jobs, oldest first; filter by status (one or several) and kind."""
+        scheduler.sweep(self.ws)
+        where, params = [], []
+        if status is not None:
+            wanted = [status] if isinstance(status, (str, JobStatus)) else list(status)
+            where.append("status IN (%s)" % ",".join("?" * len(wanted)))
+            params += [JobStatus(s).value for s in wanted]
+        if kind is not None:
+            where.append("kind=?")
+            params.append(kind)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        return [Job(self, r.id) for r in records.load_all(self.ws.store, clause, tuple(params))]
+
+    def delete(self, job_id: str) -> None:
+        """Forget a finished job and delete its run folder (outputs included)."""
+        job = self.get(job_id)
+        if not job.status.is_final:
+            raise JobError(f"Job {job_id} is still {job.status.value}.", fix="Stop it first.")
+        with self.ws.store.transaction() as c:
+            c.execute("DELETE FROM job_events WHERE job_id=?", (job_id,))
+            c.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+        shutil.rmtree(self.ws.runs_dir / job_id, ignore_errors=True)
+
+    def _follower(self, job: Job, rate: float) -> "Follower":
+        from .follower import Follower
+
+        with self._lock:
+            f = self._followers.get(job.id)
+            if f is None or not f.alive:
+                f = Follower(job, rate=rate)
+                self._followers[job.id] = f
+            return f
+
+    def __repr__(self) -> str:
+        return f"<JobManager {self.ws.root} ({len(self.list())} jobs)>"
+
+
+def resolve_executable(program: str, cwd: str | None, env: dict[str, str]) -> str:
+    """The full path of ``program``; JobError if it cannot be found or run."""
+    if os.sep in program:
+        path = Path(program)
+        if not path.is_absolute() and cwd:
+            path = Path(cwd) / path
+        if not path.is_file():
+            raise JobError(f"The program {program} does not exist.", fix="Check the path, or give the full path to the executable.")
+        if not os.access(path, os.X_OK):
+            raise JobError(f"The program {program} is not executable.", fix=f"Run `chmod +x {program}` or call it through its interpreter.")
+        return str(path)
+    found = shutil.which(program, path=env.get("PATH") or os.environ.get("PATH"))
+    if not found:
+        raise JobError(f"The program '{program}' was not found on PATH.", fix="Install it, or pass its full path.")
+    return found
+
+
+def _walk(data: Any, key: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict):
+        return [kv for k, v in data.items() for kv in _walk(v, str(k))]
+    if isinstance(data, (list, tuple)):
+        return [kv for v in data for kv in _walk(v, key)]
+    return [(key, data)]

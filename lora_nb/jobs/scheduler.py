@@ -1,0 +1,161 @@
+"""Picks queued jobs and starts their supervisors. Shared by every kernel and supervisor.
+
+``kick(ws)`` claims as many queued jobs as the GPU slots allow inside ONE
+``BEGIN IMMEDIATE`` transaction (so two processes never claim past the limit),
+then starts a supervisor for each. Jobs with ``uses_gpu=False`` (downloads,
+uploads) take no slot and start at once. Every JobManager calls it after a
+submit, and every supervisor calls it when its job ends, so the queue keeps
+draining after every kernel and browser tab is gone.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .events import JobStatus
+from . import records
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..workspace import Workspace
+
+__all__ = ["kick", "claim", "sweep", "STARTING_TIMEOUT"]
+
+STARTING_TIMEOUT = 60.0   # a claimed job whose supervisor never showed up after this long has failed
+
+
+def claim(ws: "Workspace") -> list[str]:
+    """Mark the queued jobs that may start now as ``starting``; return their ids (in queue order)."""
+    slots = int(ws.settings.get("gpu_slots") or 1)
+    now = time.time()
+    with ws.store.transaction() as c:
+        busy = c.execute("SELECT count(*) FROM jobs WHERE uses_gpu=1 AND status IN (?, ?)", records.ACTIVE).fetchone()[0]
+        claimed = []
+        for job_id, uses_gpu in c.execute("SELECT id, uses_gpu FROM jobs WHERE status=? ORDER BY seq", (JobStatus.QUEUED.value,)).fetchall():
+            if uses_gpu:
+                if busy >= slots:
+                    continue
+                busy += 1
+            claimed.append(job_id)
+        for job_id in claimed:
+            records.update(c, job_id, status=JobStatus.STARTING, claimed_at=now)
+            records.add_event(c, job_id, "status", {"status": "starting"}, now)
+    return claimed
+
+
+def start_supervisor(ws: "Workspace", job_id: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen | None:
+    """Start ``python -m lora_nb.jobs.supervise <run_dir>`` in a new session; record its pid."""
+    rec = records.load(ws.store, job_id)
+    if rec is None:
+        return None
+    env = dict(os.environ)
+    env.update(extra_env or {})
+    env["LORA_NB_HOME"] = str(ws.root)
+    env["PYTHONUNBUFFERED"] = "1"
+    try:
+        with open(rec.run_dir / "supervisor.err", "ab") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "lora_nb.jobs.supervise", str(rec.run_dir)],
+                                    stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
+                                    start_new_session=True, close_fds=True, cwd=str(rec.run_dir))
+    except OSError as e:
+        with ws.store.transaction() as c:
+            records.update(c, job_id, status=JobStatus.FAILED, ended_at=time.time(), error=f"The supervisor could not be started: {e}.")
+        return None
+    started = records.process_identity(proc.pid)
+    with ws.store.transaction() as c:
+        # the supervisor may already have written its own record; only fill in what is missing
+        c.execute("UPDATE jobs SET supervisor_pid=coalesce(supervisor_pid, ?), supervisor_started=coalesce(supervisor_started, ?) WHERE id=?",
+                  (proc.pid, started, job_id))
+    # reap it when it ends, so it never lingers as a zombie of this process
+    threading.Thread(target=proc.wait, name=f"reap-{job_id}", daemon=True).start()
+    return proc
+
+
+def kick(ws: "Workspace", extra_env: dict[str, dict[str, str]] | None = None) -> list[str]:
+    """Sweep dead jobs, claim what may start, and start it. Returns the ids started."""
+    sweep(ws)
+    started = claim(ws)
+    for job_id in started:
+        start_supervisor(ws, job_id, (extra_env or {}).get(job_id))
+    return started
+
+
+def sweep(ws: "Workspace") -> list[str]:
+    """Mark jobs whose supervisor is gone without recording an exit as failed; return their ids."""
+    failed = []
+    for rec in records.load_all(ws.store, "WHERE status IN (?, ?)", records.ACTIVE):
+        reason = vanished_reason(rec)
+        if reason and mark_vanished(ws, rec, reason):
+            failed.append(rec.id)
+    return failed
+
+
+def vanished_reason(rec: records.JobRecord) -> str | None:
+    """Why an active job is dead, or None if its supervisor is alive (or still being started)."""
+    if rec.supervisor_pid is None:
+        if rec.claimed_at is not None and time.time() - rec.claimed_at > STARTING_TIMEOUT:
+            return "the process that claimed it died before its supervisor started"
+        return None
+    if rec.supervisor_started is None:
+        return None if records.process_identity(rec.supervisor_pid) is not None else \
+            f"its supervisor (pid {rec.supervisor_pid}) vanished without recording an exit"
+    if records.same_process(rec.supervisor_pid, rec.supervisor_started):
+        return None
+    return f"its supervisor (pid {rec.supervisor_pid}) vanished without recording an exit"
+
+
+def mark_vanished(ws: "Workspace", rec: records.JobRecord, reason: str) -> bool:
+    """Fail a job whose supervisor died; kill what is left of its engine. False if it ended meanwhile."""
+    kill_engine_group(rec)
+    now = time.time()
+    with ws.store.transaction() as c:
+        row = c.execute("SELECT status, supervisor_pid FROM jobs WHERE id=?", (rec.id,)).fetchone()
+        if row is None or row[0] not in records.ACTIVE or row[1] != rec.supervisor_pid:
+            return False
+        stopped = rec.stop_requested is not None
+        status = JobStatus.STOPPED if stopped else JobStatus.FAILED
+        error = None if stopped else f"The job failed: {reason}."
+        records.update(c, rec.id, status=status, ended_at=now, error=error)
+        records.add_event(c, rec.id, "status", {"status": status.value, "reason": reason}, now)
+    try:
+        _write_exit(rec.run_dir, {"status": status.value, "exit_code": None, "ended_at": now, "error": error})
+    except OSError:
+        pass
+    return True
+
+
+def kill_engine_group(rec: records.JobRecord) -> None:
+    """SIGKILL the engine's process group (and every descendant we can find) if it is still the same process."""
+    import signal
+
+    import psutil
+
+    if not records.same_process(rec.engine_pid, rec.engine_started):
+        return
+    procs = []
+    try:
+        root = psutil.Process(rec.engine_pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        pass
+    try:
+        os.killpg(rec.engine_pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _write_exit(run_dir: Path, data: dict) -> None:
+    import json
+
+    tmp = run_dir / "exit.json.tmp"
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, run_dir / "exit.json")

@@ -1,0 +1,287 @@
+"""The supervisor: one small process per job that owns the engine process.
+
+    python -m lora_nb.jobs.supervise <run-dir>
+
+It runs in its own session, so a kernel can die at any moment without taking the
+job with it. It starts the engine command in a new process group, appends
+everything the engine prints to ``<run-dir>/log`` as it comes, runs the job's log
+parser over every line (latest progress goes to the database about once a second),
+forwards a stop request (SIGTERM) to the whole engine group and escalates to
+SIGKILL after the grace period, and on exit records the final status, exit code,
+end time and a failure summary on disk (``exit.json``) and in the database. Then
+it asks the scheduler to start whatever is queued next.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .events import EventKind, JobStatus, Progress
+from .lines import LineSplitter
+from . import records
+
+PROGRESS_INTERVAL = 1.0     # seconds between progress writes to the database
+POLL_INTERVAL = 0.25        # how often the loop looks at stop requests while the engine is quiet
+MAX_STORED_MESSAGES = 200   # warnings/errors kept as events per job
+LAST_LINES = 20
+
+
+class Supervisor:
+    def __init__(self, run_dir: Path) -> None:
+        from ..workspace import Workspace
+
+        self.run_dir = run_dir
+        self.spec: dict[str, Any] = json.loads((run_dir / "job.json").read_text(encoding="utf-8"))
+        self.ws = Workspace(self.spec["workspace"])
+        self.job_id: str = self.spec["id"]
+        self.stop_at: float | None = None          # when the stop request arrived
+        self.kill_at: float | None = None          # when to escalate to SIGKILL
+        self.proc: subprocess.Popen | None = None
+        self.progress = Progress()
+        self.progress_dirty = False
+        self.pending: list[tuple[str, dict[str, Any], float]] = []
+        self.messages_stored = 0
+        self.last_lines: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
+        self.current_line: str | None = None        # a \r-redrawn line not yet ended
+        self.last_flush = 0.0
+
+    # -- bookkeeping -------------------------------------------------------------
+    def _tx(self, **fields: Any) -> None:
+        with self.ws.store.transaction() as c:
+            records.update(c, self.job_id, **fields)
+
+    def _register(self) -> records.JobRecord:
+        import psutil
+
+        me = psutil.Process()
+        ident = {"pid": me.pid, "started": me.create_time()}
+        (self.run_dir / "supervisor.json").write_text(json.dumps(ident), encoding="utf-8")
+        self._tx(supervisor_pid=me.pid, supervisor_started=me.create_time())
+        rec = records.load(self.ws.store, self.job_id)
+        assert rec is not None
+        return rec
+
+    def _grace(self) -> float:
+        rec = records.load(self.ws.store, self.job_id)
+        if rec and rec.stop_grace is not None:
+            return float(rec.stop_grace)
+        return float(self.ws.settings.get("stop_grace_seconds") or 10.0)
+
+    # -- stopping ----------------------------------------------------------------
+    def request_stop(self, *_: Any) -> None:
+        if self.stop_at is not None:
+            return
+        self.stop_at = time.monotonic()
+        self.kill_at = self.stop_at + self._grace()
+        self._signal_group(signal.SIGTERM)
+
+    def _signal_group(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _kill_tree(self) -> None:
+        """SIGKILL the engine group and every descendant still alive (nothing is left orphaned)."""
+        import psutil
+
+        if self.proc is None:
+            return
+        victims = []
+        try:
+            victims = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            pass
+        self._signal_group(signal.SIGKILL)
+        for p in victims:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+
+    def _check_stop_requested(self) -> None:
+        if self.stop_at is None:
+            row = self.ws.store.query("SELECT stop_requested FROM jobs WHERE id=?", (self.job_id,))
+            if row and row[0][0] is not None:
+                self.request_stop()
+
+    # -- output ------------------------------------------------------------------
+    def _handle_line(self, parser: Any, text: str, redraw: bool) -> None:
+        if redraw:
+            self.current_line = text
+        else:
+            self.current_line = None
+            if text:
+                self.last_lines.append(text)
+        for event in parser.feed(text):
+            if event.kind is EventKind.PROGRESS:
+                self.progress = self.progress.merged(Progress.from_dict(event.data))
+                self.progress_dirty = True
+            elif event.kind in (EventKind.ARTIFACT, EventKind.HINT):
+                self.pending.append((event.kind.value, event.data, event.time))
+            elif event.kind is EventKind.MESSAGE and event.data.get("level") in ("warning", "error"):
+                if self.messages_stored < MAX_STORED_MESSAGES:
+                    self.messages_stored += 1
+                    self.pending.append((event.kind.value, event.data, event.time))
+
+    def _flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_flush < PROGRESS_INTERVAL:
+            return
+        if not (self.progress_dirty or self.pending):
+            return
+        self.last_flush = now
+        with self.ws.store.transaction() as c:
+            if self.progress_dirty:
+                records.update(c, self.job_id, progress=self.progress.to_dict())
+            for kind, data, when in self.pending:
+                records.add_event(c, self.job_id, kind, data, when)
+        self.progress_dirty = False
+        self.pending.clear()
+
+    # -- the run -----------------------------------------------------------------
+    def run(self) -> int:
+        from .parsers import get_parser
+
+        rec = self._register()
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if rec.stop_requested is not None:
+            return self._finish(None, parser=None, launch_error=None)
+
+        parser = get_parser(rec.parser, self.run_dir, rec.parser_options)
+        env = dict(os.environ)
+        env.update(rec.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env["PYTHONUNBUFFERED"] = "1"
+        env["LORA_NB_JOB_ID"] = self.job_id
+        env["LORA_NB_RUN_DIR"] = str(self.run_dir)
+        try:
+            self.proc = subprocess.Popen(rec.argv, cwd=rec.cwd or str(self.run_dir), env=env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                         close_fds=True)
+        except OSError as e:
+            return self._finish(None, parser, launch_error=f"The command could not be started: {e.strerror or e}.")
+        import psutil
+
+        try:
+            engine_started = psutil.Process(self.proc.pid).create_time()
+        except psutil.Error:
+            engine_started = None
+        now = time.time()
+        with self.ws.store.transaction() as c:
+            records.update(c, self.job_id, status=JobStatus.RUNNING, started_at=now, engine_pid=self.proc.pid,
+                           engine_started=engine_started)
+            records.add_event(c, self.job_id, "status", {"status": "running"}, now)
+        self._check_stop_requested()
+        self._pump(parser)
+        return self._finish(self.proc.returncode, parser, launch_error=None)
+
+    def _pump(self, parser: Any) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        splitter = LineSplitter()
+        exited_at: float | None = None
+        last_db_check = 0.0
+        with open(self.run_dir / "log", "ab", buffering=0) as log:
+            while True:
+                try:
+                    ready, _, _ = select.select([fd], [], [], POLL_INTERVAL)
+                except InterruptedError:
+                    ready = []
+                if ready:
+                    data = os.read(fd, 65536)
+                    if not data:
+                        break
+                    log.write(data)
+                    for text, redraw in splitter.feed(data):
+                        self._handle_line(parser, text, redraw)
+                    self._flush()
+                now = time.monotonic()
+                if now - last_db_check > 1.0:
+                    last_db_check = now
+                    self._check_stop_requested()
+                if self.kill_at is not None and now >= self.kill_at and self.proc.poll() is None:
+                    self._kill_tree()
+                    self.kill_at = now + 1.0
+                if self.proc.poll() is not None:
+                    # the engine is gone; a descendant may still hold the pipe open
+                    exited_at = exited_at or now
+                    if now - exited_at > 1.0:
+                        self._kill_tree()
+                        if now - exited_at > 3.0:
+                            break
+            for text, redraw in splitter.flush():
+                self._handle_line(parser, text, redraw)
+        self.proc.wait()
+        self._kill_tree()   # whatever the engine left behind in its group
+
+    def _finish(self, exit_code: int | None, parser: Any, launch_error: str | None) -> int:
+        stopped = self.stop_at is not None or self._stop_recorded()
+        if self.current_line:
+            self.last_lines.append(self.current_line)
+        if launch_error:
+            status, reason = JobStatus.FAILED, launch_error
+        elif parser is None:
+            status, reason = JobStatus.STOPPED, "stopped before it started"
+        else:
+            verdict = parser.verdict(exit_code, stopped)
+            status, reason = verdict.status, verdict.reason
+        hints = list(getattr(parser, "hints", []) or [])
+        error = None
+        if status is JobStatus.FAILED:
+            error = failure_summary(reason, exit_code, hints, list(self.last_lines))
+        now = time.time()
+        exit_record = {"status": status.value, "exit_code": exit_code, "ended_at": now, "reason": reason,
+                       "hint": hints[0] if hints else None, "last_lines": list(self.last_lines), "error": error}
+        tmp = self.run_dir / "exit.json.tmp"
+        tmp.write_text(json.dumps(exit_record, indent=1), encoding="utf-8")
+        os.replace(tmp, self.run_dir / "exit.json")
+        self._flush(force=True)
+        with self.ws.store.transaction() as c:
+            records.update(c, self.job_id, status=status, exit_code=exit_code, ended_at=now, error=error)
+            records.add_event(c, self.job_id, "status", {"status": status.value, "reason": reason}, now)
+        from .scheduler import kick
+
+        kick(self.ws)
+        return 0
+
+    def _stop_recorded(self) -> bool:
+        row = self.ws.store.query("SELECT stop_requested FROM jobs WHERE id=?", (self.job_id,))
+        return bool(row and row[0][0] is not None)
+
+
+def failure_summary(reason: str | None, exit_code: int | None, hints: list[str], last_lines: list[str]) -> str:
+    """One sentence (what happened), the fix when we know it, then the engine's last lines."""
+    first = f"The job failed: {reason or 'unknown reason'}."
+    if exit_code is not None and reason and str(exit_code) not in reason:
+        first = f"The job failed with exit code {exit_code}: {reason}."
+    parts = [first]
+    if hints:
+        parts.append(hints[0])
+    if last_lines:
+        parts.append("Last lines:\n" + "\n".join(last_lines[-10:]))
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m lora_nb.jobs.supervise <run-dir>", file=sys.stderr)
+        return 2
+    return Supervisor(Path(args[0]).resolve()).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

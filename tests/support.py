@@ -1,0 +1,36 @@
+"""Helpers shared by tests (import as `support`). Everything here runs real processes: the stand-in engine
+(tests/standin_engine.py, a process-level imitation of a trainer, not a real engine),
+real supervisors and real SQLite."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+STANDIN = str(Path(__file__).resolve().parent / "standin_engine.py")
+
+
+def standin(*args: str) -> list[str]:
+    return [sys.executable, STANDIN, *args]
+
+
+def wait_for(predicate, timeout: float = 20.0, poll: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
