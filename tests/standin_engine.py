@@ -16,7 +16,8 @@ writes output files, and can misbehave on request:
   --flood N          print N plain lines as fast as possible, then exit
   --flood-bar N      print N tqdm-style \\r redraws as fast as possible, then exit
   --oom              print a CUDA out-of-memory traceback and exit 1
-  --secret-env NAME  print whether env NAME is set (never its value)
+  --secret-env NAME  print whether env NAME is set
+  --leak-env NAME    print the value of env NAME (a careless engine; the log must mask it)
 """
 import argparse
 import os
@@ -43,6 +44,7 @@ def main() -> int:
     ap.add_argument("--flood-bar", type=int)
     ap.add_argument("--oom", action="store_true")
     ap.add_argument("--secret-env")
+    ap.add_argument("--leak-env")
     a = ap.parse_args()
 
     if a.flood is not None:
@@ -75,6 +77,8 @@ def main() -> int:
         os.replace(a.pidfile + ".tmp", a.pidfile)
     if a.secret_env:
         print(f"secret {a.secret_env} is {'set' if os.environ.get(a.secret_env) else 'missing'}", flush=True)
+    if a.leak_env:
+        print(f"using token {os.environ.get(a.leak_env)} for upload", flush=True)
     if a.oom:
         print("Traceback (most recent call last):\n  File \"train.py\", line 1, in <module>\n"
               "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", file=sys.stderr, flush=True)

@@ -191,7 +191,10 @@ class Supervisor:
     def _pump(self, parser: Any) -> None:
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
+        from .redact import Redactor
+
         splitter = LineSplitter()
+        redactor = Redactor([os.environ.get(k, "") for k in self.spec.get("secret_env_keys", [])])
         exited_at: float | None = None
         last_db_check = 0.0
         with open(self.run_dir / "log", "ab", buffering=0) as log:
@@ -204,6 +207,7 @@ class Supervisor:
                     data = os.read(fd, 65536)
                     if not data:
                         break
+                    data = redactor.feed(data)
                     log.write(data)
                     for text, redraw in splitter.feed(data):
                         self._handle_line(parser, text, redraw)
@@ -222,7 +226,9 @@ class Supervisor:
                         self._kill_tree()
                         if now - exited_at > 3.0:
                             break
-            for text, redraw in splitter.flush():
+            tail = redactor.flush()
+            log.write(tail)
+            for text, redraw in [*splitter.feed(tail), *splitter.flush()]:
                 self._handle_line(parser, text, redraw)
         self.proc.wait()
         self._kill_tree()   # whatever the engine left behind in its group

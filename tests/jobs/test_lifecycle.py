@@ -182,9 +182,11 @@ def test_progress_is_readable_from_another_process(ws):
 
 def test_secret_env_reaches_the_engine_but_never_the_disk(ws):
     token = "hf_" + "S3cr3tT0k3n" * 3
-    job = ws.jobs.submit_command(standin("--secret-env", "HF_TOKEN", "--steps", "1"), env={"HF_TOKEN": token, "VISIBLE": "1"})
+    job = ws.jobs.submit_command(standin("--secret-env", "HF_TOKEN", "--leak-env", "HF_TOKEN", "--steps", "1"), env={"HF_TOKEN": token, "VISIBLE": "1"})
     assert job.wait(30) is JobStatus.SUCCEEDED
-    assert "secret HF_TOKEN is set" in job.log_tail(20)
+    tail = job.log_tail(20)
+    assert "secret HF_TOKEN is set" in tail
+    assert "using token [secret] for upload" in tail  # an engine that prints it is masked in the log
     for path in [*ws.root.rglob("*")]:
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
