@@ -1,0 +1,164 @@
+"""``lora-nb jobs``: list, show, follow, stop and submit jobs from a terminal.
+
+    $ lora-nb jobs submit --name smoke -- python train.py --epochs 1
+    $ lora-nb jobs list
+    $ lora-nb jobs logs -f 20261122-143012-a3f9
+    $ lora-nb jobs stop 20261122-143012-a3f9
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _ws(args: argparse.Namespace) -> Any:
+    from ..workspace import Workspace
+
+    return Workspace(args.workspace)
+
+
+def _fmt_time(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def _progress_text(job: Any) -> str:
+    p = job.progress
+    parts = []
+    if p.step is not None:
+        parts.append(f"{p.step}/{p.total_steps}" if p.total_steps else str(p.step))
+    if p.epoch is not None:
+        parts.append(f"epoch {p.epoch}/{p.total_epochs}" if p.total_epochs else f"epoch {p.epoch}")
+    if p.loss is not None:
+        parts.append(f"loss {p.loss:.4g}")
+    return " ".join(parts) or "-"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    jobs = _ws(args).jobs.list(status=args.status or None)
+    if args.json:
+        print(json.dumps([j.describe() for j in jobs], indent=1))
+        return 0
+    if not jobs:
+        print("no jobs")
+        return 0
+    print(f"{'ID':<22} {'STATUS':<10} {'KIND':<10} {'CREATED':<19}  {'PROGRESS':<28} NAME")
+    for j in jobs:
+        print(f"{j.id:<22} {j.status.value:<10} {j.kind[:10]:<10} {_fmt_time(j.created_at):<19}  {_progress_text(j)[:28]:<28} {j.name}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    job = _ws(args).jobs.get(args.id)
+    d = job.describe()
+    if args.json:
+        print(json.dumps(d, indent=1))
+        return 0
+    for key in ("id", "name", "kind", "status", "exit_code", "run_dir"):
+        print(f"{key:>10}: {d[key]}")
+    print(f"{'command':>10}: {' '.join(d['argv'])}")
+    print(f"{'created':>10}: {_fmt_time(d['created_at'])}   started: {_fmt_time(d['started_at'])}   ended: {_fmt_time(d['ended_at'])}")
+    print(f"{'progress':>10}: {_progress_text(job)}")
+    for a in job.artifacts:
+        print(f"{'artifact':>10}: [{a.get('kind')}] {a.get('path')}")
+    if d["error"]:
+        print("\n" + d["error"])
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    job = _ws(args).jobs.get(args.id)
+    for line in job.log_tail(args.lines):
+        print(line)
+    if not args.follow:
+        return 0
+    from .lines import LineSplitter
+
+    offset = job.log_path.stat().st_size if job.log_path.exists() else 0
+    splitter = LineSplitter()
+    while True:
+        status = job.status
+        try:
+            with open(job.log_path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        offset += len(data)
+        for text, redraw in splitter.feed(data):
+            sys.stdout.write(("\r" + text) if redraw else (text + "\n"))
+        sys.stdout.flush()
+        if status.is_final and not data:
+            print(f"\n[{job.id} {status.value}]")
+            return 0 if status.value == "succeeded" else 1
+        time.sleep(0.2)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    job = _ws(args).jobs.get(args.id)
+    status = job.stop(grace=args.grace, wait=not args.no_wait)
+    print(f"{job.id} {status.value}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    env = {}
+    for item in args.env or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            from ..errors import JobError
+
+            raise JobError(f"'{item}' is not KEY=VALUE.", fix="Write --env NAME=value.")
+        env[key] = value
+    job = _ws(args).jobs.submit_command(argv, name=args.name, cwd=args.cwd, env=env, parser=args.parser,
+                                        uses_gpu=not args.no_gpu)
+    print(job.id)
+    if args.wait:
+        status = job.wait()
+        print(status.value)
+        return 0 if status.value == "succeeded" else 1
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("jobs", help="list, show, follow, stop and submit jobs")
+    jsub = p.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
+
+    q = jsub.add_parser("list", help="all jobs, oldest first")
+    q.add_argument("--status", action="append", choices=["queued", "starting", "running", "succeeded", "failed", "stopped"])
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_list)
+
+    q = jsub.add_parser("show", help="one job in full, with its failure summary")
+    q.add_argument("id")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_show)
+
+    q = jsub.add_parser("logs", help="a job's log (\\r redraws collapsed)")
+    q.add_argument("id")
+    q.add_argument("-n", "--lines", type=int, default=100)
+    q.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
+    q.set_defaults(func=cmd_logs)
+
+    q = jsub.add_parser("stop", help="SIGTERM the job's process tree, SIGKILL after the grace period")
+    q.add_argument("id")
+    q.add_argument("--grace", type=float, default=10.0)
+    q.add_argument("--no-wait", action="store_true")
+    q.set_defaults(func=cmd_stop)
+
+    q = jsub.add_parser("submit", help="run any command as a job: lora-nb jobs submit -- CMD ARGS...")
+    q.add_argument("--name")
+    q.add_argument("--cwd")
+    q.add_argument("--env", action="append", metavar="KEY=VALUE")
+    q.add_argument("--parser", default="plain")
+    q.add_argument("--no-gpu", action="store_true", help="do not wait for a GPU slot")
+    q.add_argument("--wait", action="store_true", help="wait for the job to end; exit 0 if it succeeded")
+    q.add_argument("argv", nargs=argparse.REMAINDER)
+    q.set_defaults(func=cmd_submit)
