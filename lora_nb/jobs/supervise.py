@@ -28,7 +28,7 @@ from .events import EventKind, JobStatus, Progress
 from .lines import LineSplitter
 from . import records
 
-PROGRESS_INTERVAL = 1.0     # seconds between progress writes to the database
+PROGRESS_INTERVAL = 0.25    # seconds between progress writes to the database (followers read them)
 POLL_INTERVAL = 0.25        # how often the loop looks at stop requests while the engine is quiet
 MAX_STORED_MESSAGES = 200   # warnings/errors kept as events per job
 LAST_LINES = 20
@@ -116,14 +116,17 @@ class Supervisor:
                 self.request_stop()
 
     # -- output ------------------------------------------------------------------
-    def _handle_line(self, parser: Any, text: str, redraw: bool) -> None:
+    def _handle_line(self, feeder: Any, text: str, redraw: bool) -> None:
         if redraw:
             self.current_line = text
         else:
             self.current_line = None
             if text:
                 self.last_lines.append(text)
-        for event in parser.feed(text):
+        self._handle_events(feeder.feed(text, redraw))
+
+    def _handle_events(self, events: list) -> None:
+        for event in events:
             if event.kind is EventKind.PROGRESS:
                 self.progress = self.progress.merged(Progress.from_dict(event.data))
                 self.progress_dirty = True
@@ -191,8 +194,10 @@ class Supervisor:
     def _pump(self, parser: Any) -> None:
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
+        from .lines import CoalescingFeeder
         from .redact import Redactor
 
+        feeder = CoalescingFeeder(parser)
         splitter = LineSplitter()
         redactor = Redactor([os.environ.get(k, "") for k in self.spec.get("secret_env_keys", [])])
         exited_at: float | None = None
@@ -210,8 +215,10 @@ class Supervisor:
                     data = redactor.feed(data)
                     log.write(data)
                     for text, redraw in splitter.feed(data):
-                        self._handle_line(parser, text, redraw)
-                    self._flush()
+                        self._handle_line(feeder, text, redraw)
+                    if time.monotonic() - self.last_flush >= PROGRESS_INTERVAL:
+                        self._handle_events(feeder.tick())
+                        self._flush()
                 now = time.monotonic()
                 if now - last_db_check > 1.0:
                     last_db_check = now
@@ -229,7 +236,8 @@ class Supervisor:
             tail = redactor.flush()
             log.write(tail)
             for text, redraw in [*splitter.feed(tail), *splitter.flush()]:
-                self._handle_line(parser, text, redraw)
+                self._handle_line(feeder, text, redraw)
+            self._handle_events(feeder.tick())
         self.proc.wait()
         self._kill_tree()   # whatever the engine left behind in its group
 
