@@ -183,7 +183,7 @@ def normalized_bytes(source: Source) -> tuple[bytes, str]:
     spaces converted to RGB, formats kohya does not read (GIF, TIFF, AVIF) become PNG.
     JPEGs stay JPEG (quality 95, ICC profile kept).
     """
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -204,7 +204,7 @@ def normalized_bytes(source: Source) -> tuple[bytes, str]:
             if fmt in ("jpeg", "mpo"):
                 if out.mode not in ("RGB", "L"):
                     out = out.convert("RGB")
-                out.save(buf, "JPEG", quality=95, icc_profile=icc) if icc else out.save(buf, "JPEG", quality=95)
+                out.save(buf, "JPEG", quality=95, **({"icc_profile": icc} if icc else {}))
                 return buf.getvalue(), ".jpg"
             if fmt == "webp":
                 out.save(buf, "WEBP", lossless=True)
