@@ -22,11 +22,11 @@ byte for byte.
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
-import tempfile
+import shutil
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -47,14 +47,31 @@ ImageRef = Union["ImageItem", str, os.PathLike]
 UNDO_KEEP = 20
 KEEP_SEPARATOR = "|||"   # kohya's usual keep_tokens_separator: tags before it stay put when sorting
 _PARALLEL_MIN = 512
+_WORKERS = 4          # reading: CPU-bound in Python, a few threads are enough
+_WRITE_WORKERS = 16   # writing: each rename over an existing file may wait for the disk (ext4 flushes it)
+
+
+def _chunks(items: list, n: int) -> list[list]:
+    size = -(-len(items) // n)
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 @dataclass(frozen=True)
 class CaptionChange:
-    image: Path
-    caption_path: Path
+    """One caption's text before and after (``image`` and ``caption_path`` are Paths)."""
+
+    image_file: str
+    caption_file: str
     before: str | None      # None: there was no caption file
     after: str | None       # None: the caption file is removed (undo of a created caption)
+
+    @property
+    def image(self) -> Path:
+        return Path(self.image_file)
+
+    @property
+    def caption_path(self) -> Path:
+        return Path(self.caption_file)
 
 
 @dataclass
@@ -72,22 +89,29 @@ class EditResult:
         return f"EditResult({self.op!r}: {verb} {self.changed} of {self.total} captions)"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name[:40] + ".", suffix=".tmp", dir=path.parent)
+    path = os.fspath(path)
+    head, name = os.path.split(path)
+    tmp = os.path.join(head, f".{name[:60]}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
         raise
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: str | os.PathLike) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError):
@@ -102,6 +126,46 @@ def _read(path: Path) -> bytes | None:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _replace_one(jobs: list) -> list:
+    """For each (caption, new bytes, snapshot path, old bytes): keep the old file in the snapshot, write the new one."""
+    for path, data, keep, old in jobs:
+        if keep is not None:
+            try:
+                os.link(path, keep)          # the old file itself: exact, and its blocks are not freed now
+            except OSError:
+                atomic_write(keep, old)      # no hard links here: a copy
+        atomic_write(path, data)
+    return []
+
+
+def _rollback_one(jobs: list) -> list:
+    for path, data, keep, old in jobs:
+        try:
+            if old is None:
+                if _read(path) == data:
+                    os.unlink(path)
+            elif _read(path) != old:
+                atomic_write(path, old)
+        except OSError:
+            pass
+    return []
+
+
+def _restore_one(jobs: list) -> list:
+    out = []
+    for path, keep in jobs:
+        now = _read(path)
+        if keep is None:
+            if now is not None:
+                os.unlink(path)
+            out.append(CaptionChange(path, path, decode_caption(now) if now is not None else None, None))
+        elif os.path.exists(keep):
+            data = _read(keep)
+            os.replace(keep, path)
+            out.append(CaptionChange(path, path, None if now is None else decode_caption(now), decode_caption(data or b"")))
+    return out
 
 
 def _as_list(tags: str | Iterable[str]) -> list[str]:
@@ -139,8 +203,10 @@ class Captions:
 
     def path_for(self, image: ImageRef) -> Path:
         """The caption file of an image (which may not exist yet)."""
-        img = self._ds.resolve_image(image)
-        return img.with_name(img.stem + self.extension) if img.suffix else img.with_name(img.name + self.extension)
+        return Path(self._cap(os.fspath(self._ds.resolve_image(image))))
+
+    def _cap(self, image_file: str) -> str:
+        return os.path.splitext(image_file)[0] + self.extension
 
     def _undo_dir(self) -> Path:
         return self._ds.meta_dir / "undo"
@@ -156,15 +222,16 @@ class Captions:
         if not isinstance(text, str):
             raise InvalidInput(f"A caption must be text, not {type(text).__name__}.", fix="Pass a string.")
         path = self.path_for(image)
-        if not self._ds.resolve_image(image).exists():
-            raise NotFound(f"There is no image {self._ds.rel(path.with_suffix(''))!r} in dataset '{self._ds.name}'.",
+        img = self._ds.resolve_image(image)
+        if not img.exists():
+            raise NotFound(f"There is no image {self._ds.rel(img)!r} in dataset '{self._ds.name}'.",
                            fix="Use a path from ds.images().")
         old = _read(path)
         atomic_write(path, encode_caption(text, newline=bool(old and old.endswith(b"\n"))))
 
     def set_many(self, captions: dict, op: str = "set_many", preview: bool = False) -> EditResult:
         """Write many captions as one undoable bulk operation (the tagger uses this)."""
-        wanted = {self._ds.resolve_image(k): v for k, v in captions.items()}
+        wanted = {os.fspath(self._ds.resolve_image(k)): v for k, v in captions.items()}
         return self._bulk(op, list(wanted), lambda img, text, sep: wanted[img], preview, text_level=True)
 
     # -- bulk operations ---------------------------------------------------------------
@@ -219,7 +286,7 @@ class Captions:
             return self._tag_op(name, fn, selection, preview)
         pattern = _compile(old) if regex else None
 
-        def text_fn(img: Path, text: str | None, sep: str) -> str | None:
+        def text_fn(img: str, text: str | None, sep: str) -> str | None:
             if text is None:
                 return None
             return pattern.sub(new, text) if pattern is not None else text.replace(old, new)
@@ -285,7 +352,7 @@ class Captions:
         ``.most_common()`` gives the table, most frequent first.
         """
         counts: Counter = Counter()
-        for data in self._read_all([self.path_for(i) for i in self._select(selection)]):
+        for data in self._read_all([self._cap(i) for i in self._select(selection, sort=False)]):
             if data:
                 counts.update(set(split_tags(decode_caption(data))))
         return counts
@@ -296,86 +363,86 @@ class Captions:
         want, avoid = set(_as_list(with_tags)), set(_as_list(without_tags))
         images = self._select(selection)
         out = []
-        for img, data in zip(images, self._read_all([self.path_for(i) for i in images])):
+        for img, data in zip(images, self._read_all([self._cap(i) for i in images])):
             tags = set(split_tags(decode_caption(data))) if data else set()
             if want and not ((tags & want) if any_of else want <= tags):
                 continue
             if tags & avoid:
                 continue
-            out.append(img)
+            out.append(Path(img))
         return out
 
     # -- undo ------------------------------------------------------------------------
     def history(self) -> list[dict]:
         """The bulk operations that can be undone, newest last: ``{"op", "time", "count"}``."""
         out = []
-        for p in self._snapshots():
+        for d in self._snapshots():
             try:
-                head = json.loads(p.read_text(encoding="utf-8"))
+                head = json.loads((d / "record.json").read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
             out.append({"op": head.get("op"), "time": head.get("time"), "count": len(head.get("files", {}))})
         return out
 
     def undo(self) -> EditResult:
-        """Restore, byte for byte, the caption files the last bulk operation changed."""
+        """Restore, byte for byte, the caption files the last bulk operation changed.
+
+        The snapshot holds the old files themselves (hard links, else copies), so each one
+        is put back with a single rename.
+        """
         snaps = self._snapshots()
         if not snaps:
             raise NotFound(f"Dataset '{self._ds.name}' has no caption edit to undo.",
                            fix="Undo works after a bulk operation such as add_trigger or replace.")
         snap = snaps[-1]
         try:
-            record = json.loads(snap.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            snap.unlink(missing_ok=True)
+            record = json.loads((snap / "record.json").read_text(encoding="utf-8"))
+            files = record["files"]
+        except (OSError, ValueError, KeyError) as e:
+            shutil.rmtree(snap, ignore_errors=True)
             raise LoraNbError(f"The undo record {snap.name} is unreadable ({e}) and was removed.",
                               fix="Fix the remaining captions by hand or with another bulk operation.") from None
-        changes = []
-        for rel, b64 in record["files"].items():
-            path = self._ds.path / rel
-            now = _read(path)
-            if b64 is None:
-                path.unlink(missing_ok=True)
-                after = None
-            else:
-                data = base64.b64decode(b64)
-                atomic_write(path, data)
-                after = decode_caption(data)
-            changes.append(CaptionChange(path, path, None if now is None else decode_caption(now), after))
-        snap.unlink()
+        root = str(self._ds.path)
+        jobs = [(os.path.join(root, rel), None if key is None else os.path.join(snap, key)) for rel, key in files.items()]
+        changes = [c for part in self._map(_restore_one, jobs) for c in part if c is not None]
+        shutil.rmtree(snap, ignore_errors=True)
         return EditResult(f"undo {record.get('op')}", len(changes), len(changes), False, changes)
 
     def _snapshots(self) -> list[Path]:
         d = self._undo_dir()
-        return sorted(d.glob("*.json")) if d.is_dir() else []
+        return sorted(p.parent for p in d.glob("*/record.json")) if d.is_dir() else []
 
-    def _save_snapshot(self, op: str, before: dict[Path, bytes | None]) -> Path:
-        d = self._undo_dir()
-        d.mkdir(parents=True, exist_ok=True)
-        files = {self._ds.rel(p): (None if b is None else base64.b64encode(b).decode("ascii")) for p, b in before.items()}
-        path = d / f"{time.time_ns():020d}.json"
-        atomic_write(path, json.dumps({"op": op, "time": time.time(), "files": files}).encode("utf-8"))
+    def _start_snapshot(self, op: str, before: dict[str, bytes | None]) -> tuple[Path, list[str | None]]:
+        """Write the record of an operation about to change these files; the old files are
+        linked into it one by one as they are replaced (see :func:`_replace_one`)."""
+        d = self._undo_dir() / f"{time.time_ns():020d}"
+        d.mkdir(parents=True)
+        cut = len(str(self._ds.path)) + 1
+        keys = [None if b is None else str(i) for i, b in enumerate(before.values())]
+        files = {p[cut:].replace(os.sep, "/"): k for p, k in zip(before, keys)}
+        atomic_write(d / "record.json", json.dumps({"op": op, "time": time.time(), "files": files}).encode("utf-8"))
         for old in self._snapshots()[:-UNDO_KEEP]:
-            old.unlink(missing_ok=True)
-        return path
+            shutil.rmtree(old, ignore_errors=True)
+        return d, [None if k is None else os.path.join(d, k) for k in keys]
 
     # -- machinery -------------------------------------------------------------------
-    def _select(self, selection) -> list[Path]:
+    def _select(self, selection, sort: bool = True) -> list[str]:
         if selection is None:
-            return self._ds.image_paths()
+            return self._ds.image_files(sort=sort)
         if isinstance(selection, (str, os.PathLike)) or hasattr(selection, "caption_path"):
             selection = [selection]
-        return [self._ds.resolve_image(s) for s in selection]
+        return [os.fspath(self._ds.resolve_image(s)) for s in selection]
 
-    def _read_all(self, paths: list[Path]) -> list[bytes | None]:
+    def _read_all(self, paths: list[str]) -> list[bytes | None]:
         if len(paths) < _PARALLEL_MIN:
             return [_read(p) for p in paths]
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            return list(pool.map(_read, paths, chunksize=256))
+        chunks = _chunks(paths, _WORKERS)
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            return [d for part in pool.map(lambda c: [_read(p) for p in c], chunks) for d in part]
 
     def _tag_op(self, name: str, fn: Callable[[list[str]], list[str]], selection, preview: bool,
                 create: bool = False) -> EditResult:
-        def text_fn(img: Path, text: str | None, sep: str) -> str | None:
+        def text_fn(img: str, text: str | None, sep: str) -> str | None:
             if text is None and not create:
                 return None
             core = sep.strip() or sep
@@ -388,15 +455,15 @@ class Captions:
 
         return self._bulk(name, self._select(selection), text_fn, preview)
 
-    def _bulk(self, op: str, images: list[Path], fn: Callable[[Path, str | None, str], str | None],
+    def _bulk(self, op: str, images: list[str], fn: Callable[[str, str | None, str], str | None],
               preview: bool, text_level: bool = False, compare_bytes: bool = False) -> EditResult:
-        cap_paths = [self.path_for(i) for i in images]
+        cap_paths = [self._cap(i) for i in images]
         raws = self._read_all(cap_paths)
         texts = [None if r is None else decode_caption(r) for r in raws]
         sep = self._ds.caption_separator or self._majority_separator(texts)
         changes: list[CaptionChange] = []
-        writes: list[tuple[Path, bytes]] = []
-        before: dict[Path, bytes | None] = {}
+        writes: list[tuple[str, bytes]] = []
+        before: dict[str, bytes | None] = {}
         for img, cap, raw, text in zip(images, cap_paths, raws, texts):
             new = fn(img, text, sep)
             if new is None:
@@ -410,28 +477,24 @@ class Captions:
         result = EditResult(op, len(changes), len(images), preview, changes)
         if preview or not writes:
             return result
-        snap = self._save_snapshot(op, before)
+        snap, keep = self._start_snapshot(op, before)
+        jobs = [(path, data, k, old) for (path, data), k, old in zip(writes, keep, before.values())]
         try:
-            self._write_all(writes)
+            self._map(_replace_one, jobs)
         except OSError as e:
-            for path, old in before.items():  # roll back what was written
-                try:
-                    path.unlink(missing_ok=True) if old is None else atomic_write(path, old)
-                except OSError:
-                    pass
-            snap.unlink(missing_ok=True)
+            self._map(_rollback_one, jobs)
+            shutil.rmtree(snap, ignore_errors=True)
             raise LoraNbError(f"Writing captions failed ({e}); every caption was put back as it was.",
                               fix="Check free disk space and file permissions, then try again.") from None
         return result
 
-    def _write_all(self, writes: list[tuple[Path, bytes]]) -> None:
-        if len(writes) < _PARALLEL_MIN:
-            for path, data in writes:
-                atomic_write(path, data)
-            return
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            for _ in pool.map(lambda w: atomic_write(*w), writes, chunksize=256):
-                pass
+    def _map(self, fn: Callable[[list], list], items: list) -> list[list]:
+        """Run ``fn`` over chunks of ``items`` on threads (file writes wait on the disk, not the CPU)."""
+        if len(items) < _PARALLEL_MIN:
+            return [fn(items)]
+        chunks = _chunks(items, _WRITE_WORKERS)
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            return list(pool.map(fn, chunks))
 
     @staticmethod
     def _majority_separator(texts: list[str | None]) -> str:

@@ -77,7 +77,7 @@ def caption_problem(data: bytes) -> str | None:
 def split_tags(text: str, sep: str = ",") -> list[str]:
     """The tags of a caption: split on the separator, stripped, empty pieces dropped."""
     core = sep.strip() or sep
-    return [t for t in (p.strip() for p in text.split(core)) if t]
+    return list(filter(None, map(str.strip, text.split(core))))
 
 
 def join_tags(tags: list[str], sep: str = DEFAULT_SEPARATOR) -> str:
@@ -87,12 +87,14 @@ def join_tags(tags: list[str], sep: str = DEFAULT_SEPARATOR) -> str:
 def detect_separator(text: str, default: str | None = DEFAULT_SEPARATOR, core: str = ",") -> str | None:
     """The separator a caption was written with: ``", "`` or ``","`` (``default`` when it has none
     or mixes styles)."""
-    if core not in text:
+    n = text.count(core)
+    if not n:
         return default
-    pieces = text.split(core)[1:]
-    if all(p.startswith(" ") and not p.startswith("  ") for p in pieces if p):
+    spaced = text.count(core + " ")
+    odd = (core + "  ") in text or (core + "\t") in text or (core + "\n") in text
+    if not odd and spaced == n - text.endswith(core):
         return core + " "
-    if all(not p[:1].isspace() for p in pieces if p):
+    if not spaced and not odd:
         return core
     return default if default is not None else core + " "
 

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
-            if e.name == name:  # that area is not installed in this build
+            if e.name and (name == e.name or name.startswith(e.name + ".")):  # that area is not in this build
                 continue
             raise
         module.register(sub)
