@@ -72,10 +72,7 @@ class Job:
 
     @property
     def progress(self) -> Progress:
-        """Newest progress: from a live follower in this process if there is one, else the last saved snapshot."""
-        follower = self._manager._followers.get(self.id)
-        if follower is not None and follower.lines_seen:
-            return follower.progress
+        """Newest progress as the supervisor saved it (at most a quarter of a second old)."""
         return Progress.from_dict(self._record().progress)
 
     @property

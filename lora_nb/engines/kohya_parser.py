@@ -1,0 +1,148 @@
+"""Console lines of kohya sd-scripts -> progress events, and the verdict on a finished run.
+
+Handles what the real output does (see ../shared/fixtures/kohya): the ``steps:`` bar redrawn
+with ``\\r`` (the job system splits frames), rich log records glued onto a bar frame,
+``epoch e/E`` and ``saving checkpoint:`` lines on stdout, the summary block, and a resumed
+run whose bar restarts at 0 (progress is kept absolute).
+
+>>> p = KohyaParser(options={"final_path": "/out/demo.safetensors"})
+>>> _ = p.feed("  total optimization steps / 学習ステップ数: 40")
+>>> [e.data for e in p.feed("steps:  50%|█████     | 20/40 [00:28<00:28,  1.41s/it, avr_loss=1.1]")][0]["loss"]
+1.1
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ..jobs.events import Event, JobStatus, Verdict
+from ..jobs.parsers import LogParser
+from ..jobs.tqdm_line import parse_tqdm
+from .hints import match_hint
+
+__all__ = ["KohyaParser"]
+
+_EPOCH = re.compile(r"^\s*epoch (\d+)/(\d+)\s*$")
+_TOTAL = re.compile(r"total optimization steps\s*/[^:]*:\s*(\d+)")
+_NUM_EPOCHS = re.compile(r"num epochs\s*/[^:]*:\s*(\d+)")
+_BATCHES = re.compile(r"num batches per epoch\s*/[^:]*:\s*(\d+)")
+_SAVING = re.compile(r"saving checkpoint:\s*(\S.*?)\s*$")
+_REMOVING = re.compile(r"removing old checkpoint:\s*(\S.*?)\s*$")
+_STATE = re.compile(r"save train state to\s+(\S+?)/train_state\.json")
+_MODEL_SAVED = re.compile(r"\bmodel saved\.")
+_SAMPLING = re.compile(r"generating sample images at step")
+_RESUME = re.compile(r"resume training from local state")
+
+
+class KohyaParser(LogParser):
+    """Parser for sd-scripts' ``*_train_network.py``.
+
+    Options: ``final_path`` (the LoRA the run must produce), ``step_offset`` (absolute step at
+    which a resumed run starts; worked out from the first ``epoch`` line when not given),
+    ``sample_dir`` (where sample images appear).
+    """
+
+    name = "kohya"
+
+    def __init__(self, run_dir: Path | None = None, options: dict[str, Any] | None = None) -> None:
+        super().__init__(run_dir, options)
+        self.total: int | None = None
+        self.num_epochs: int | None = None
+        self.epoch: int | None = None
+        self.offset: int | None = self.options.get("step_offset")
+        self.model_saved = False
+        self.saved: list[str] = []
+        self.samples_seen: set[str] = set()
+        self._sampling = False
+
+    def _samples(self) -> list[Event]:
+        folder = self.options.get("sample_dir")
+        if not folder or not Path(folder).is_dir():
+            return []
+        out = []
+        for p in sorted(Path(folder).glob("*.png")):
+            if str(p) not in self.samples_seen:
+                self.samples_seen.add(str(p))
+                out.append(Event.artifact(str(p), "sample"))
+        return out
+
+    def feed(self, line: str) -> list[Event]:
+        events: list[Event] = []
+        if "steps:" in line and "/" in line:
+            bar = parse_tqdm(line)
+            if bar is not None and bar.prefix.endswith("steps") and not bar.prefix.endswith("validation steps"):
+                if self._sampling:
+                    self._sampling = False
+                    events += self._samples()
+                if self.offset is None:
+                    self.offset = 0
+                loss = bar.postfix.get("avr_loss")
+                try:
+                    loss_value = float(loss) if loss is not None else None
+                except ValueError:
+                    loss_value = None
+                if loss is not None and loss.lower() in ("nan", "inf"):
+                    events += self.add_hint(*reversed(match_hint("avr_loss=nan") or ("", "")))
+                # the summary's total is max_train_steps, absolute also after a resume
+                events.append(Event.progress(step=bar.n + self.offset, total_steps=self.total or bar.total,
+                                             loss=loss_value, rate=bar.rate, rate_unit="it/s" if bar.rate else None,
+                                             eta=bar.eta, elapsed=bar.elapsed, phase="training"))
+                # a log record glued after the frame still counts
+                rest = line[line.rfind("]") + 1:]
+                if rest.strip():
+                    events += self._line(rest)
+                return events
+        return events + self._line(line)
+
+    def _line(self, line: str) -> list[Event]:
+        events: list[Event] = []
+        m = _EPOCH.match(line)
+        if m:
+            self.epoch, self.num_epochs = int(m.group(1)), int(m.group(2))
+            if self.offset is None and self.epoch > 1 and self.total and self.num_epochs:
+                # a resumed run: its bar restarts at 0; earlier epochs are done
+                self.offset = (self.epoch - 1) * (self.total // self.num_epochs)
+            return [Event.progress(epoch=self.epoch, total_epochs=self.num_epochs, total_steps=self.total)]
+        if (m := _TOTAL.search(line)):
+            self.total = int(m.group(1))
+            return [Event.progress(total_steps=self.total, step=self.offset or 0)]
+        if (m := _NUM_EPOCHS.search(line)):
+            self.num_epochs = int(m.group(1))
+            return [Event.progress(total_epochs=self.num_epochs)]
+        if (m := _SAVING.search(line)):
+            path = m.group(1)
+            self.saved.append(path)
+            final = self.options.get("final_path")
+            kind = "lora" if final and Path(path).name == Path(final).name else "checkpoint"
+            return [Event.artifact(path, kind), Event.progress(phase="saving")]
+        if (m := _REMOVING.search(line)):
+            return [Event.message(f"removed old checkpoint {m.group(1)}")]
+        if (m := _STATE.search(line)):
+            return [Event.artifact(m.group(1), "state")]
+        if _MODEL_SAVED.search(line):
+            self.model_saved = True
+            return [Event.progress(phase="done")] + self._samples()
+        if _SAMPLING.search(line):
+            self._sampling = True
+            return [Event.progress(phase="sampling")]
+        if _RESUME.search(line):
+            return [Event.message("resuming from a saved state")]
+        hint = match_hint(line)
+        if hint:
+            return self.add_hint(hint[1], hint[0])
+        if "Traceback (most recent call last)" in line or re.match(r"^\w+(\.\w+)*(Error|Exception):", line.strip()):
+            return [Event.message(line.strip(), "error")]
+        return events
+
+    def verdict(self, exit_code: int | None, stopped: bool) -> Verdict:
+        if stopped:
+            return Verdict(JobStatus.STOPPED, "stopped by request")
+        if exit_code != 0:
+            return super().verdict(exit_code, stopped)
+        final = self.options.get("final_path")
+        if not self.model_saved:
+            return Verdict(JobStatus.FAILED, "the trainer exited with code 0 but never printed 'model saved.', so no LoRA was written")
+        if final and not Path(final).is_file():
+            return Verdict(JobStatus.FAILED, f"the trainer said 'model saved.' but {final} does not exist")
+        return Verdict(JobStatus.SUCCEEDED)

@@ -1,0 +1,48 @@
+"""Finding an engine checkout and its Python: settings, then an environment variable, then the workspace."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..workspace import Workspace
+
+__all__ = ["engine_dir", "engine_python", "git_commit"]
+
+
+def engine_dir(ws: "Workspace", setting: str, env: str, default_name: str) -> Path:
+    value = ws.settings.get(setting) or os.environ.get(env)
+    return Path(value).expanduser() if value else ws.engines_dir / default_name
+
+
+def engine_python(ws: "Workspace", setting: str, folder: Path) -> Path:
+    value = ws.settings.get(setting)
+    if value:
+        return Path(value).expanduser()
+    for candidate in (folder / "venv" / "bin" / "python", folder / ".venv" / "bin" / "python"):
+        if candidate.exists():
+            return candidate
+    return Path(sys.executable)
+
+
+def git_commit(folder: Path) -> str | None:
+    """The checked-out commit, read from .git without running git."""
+    head = folder / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+    except OSError:
+        return None
+    if not ref.startswith("ref: "):
+        return ref[:40]
+    name = ref[5:]
+    loose = folder / ".git" / name
+    if loose.is_file():
+        return loose.read_text().strip()[:40]
+    packed = folder / ".git" / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text().splitlines():
+            if line.endswith(" " + name):
+                return line.split()[0][:40]
+    return None

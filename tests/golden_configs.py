@@ -1,0 +1,23 @@
+"""Configs whose rendered engine files are kept as golden files (tests/engines/golden)."""
+from lora_nb.config import TrainingConfig
+
+CONFIGS = {
+    "sd15": TrainingConfig(model_family="sd15", dataset="alice", pretrained_model_name_or_path="/models/sd15.safetensors",
+                           output_name="alice", network_dim=8, network_alpha=4, mixed_precision="fp16", save_precision="fp16",
+                           clip_skip=2, noise_offset=0.05, min_snr_gamma=5, sample_prompts=["alice, portrait"], sample_every_n_epochs=2),
+    "sd15_locon": TrainingConfig(model_family="sd15", dataset="alice", pretrained_model_name_or_path="/models/sd15.safetensors",
+                                 output_name="alice", network_type="locon", conv_dim=4, conv_alpha=1,
+                                 lr_scheduler="cosine_with_restarts", lr_warmup_steps=50, lr_scheduler_num_cycles=3,
+                                 optimizer_type="Prodigy", learning_rate=1.0, optimizer_args=["d_coef=2", "weight_decay=0.01"]),
+    "sdxl": TrainingConfig(model_family="sdxl", dataset="alice", pretrained_model_name_or_path="/models/sdxl.safetensors",
+                           output_name="alice", resolution="1024", max_bucket_reso=2048, network_train_unet_only=True,
+                           cache_text_encoder_outputs=True, save_state=True, save_every_n_epochs=1, max_train_epochs=8),
+    "flux": TrainingConfig(model_family="flux", dataset="alice", pretrained_model_name_or_path="/models/flux1-dev.safetensors",
+                           clip_l="/models/clip_l.safetensors", t5xxl="/models/t5xxl_fp16.safetensors", ae="/models/ae.safetensors",
+                           output_name="alice", resolution="1024", network_train_unet_only=True, cache_text_encoder_outputs=True,
+                           fp8_base=True, blocks_to_swap=8, network_dim=16, network_alpha=16),
+    "sd3": TrainingConfig(model_family="sd3", dataset="alice", pretrained_model_name_or_path="/models/sd3.5_medium.safetensors",
+                          clip_l="/models/clip_l.safetensors", clip_g="/models/clip_g.safetensors", t5xxl="/models/t5xxl.safetensors",
+                          output_name="alice", resolution="1024", network_train_unet_only=True, cache_text_encoder_outputs=True,
+                          discrete_flow_shift=3.0),
+}
