@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|api[_-]?key|credential", re.I)
-_SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|[0-9a-f]{32,})\b")
+_SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|[0-9a-f]{32})\b")   # HF tokens; Civitai keys are 32 hex (a 40-hex git commit or a 64-hex sha256 is not a secret)
 
 
 def looks_secret(key: str, value: Any = None) -> bool:

@@ -21,3 +21,13 @@ CONFIGS = {
                           output_name="alice", resolution="1024", network_train_unet_only=True, cache_text_encoder_outputs=True,
                           discrete_flow_shift=3.0),
 }
+
+# ai-toolkit job YAMLs (tests/engines/golden/<name>.job.yaml)
+AITK_CONFIGS = {
+    "flux_aitk": TrainingConfig(engine="ai-toolkit", model_family="flux", dataset="alice",
+                                pretrained_model_name_or_path="black-forest-labs/FLUX.1-dev", output_name="alice",
+                                resolution="1024", trigger_words=["alice"], network_dim=16, network_alpha=16,
+                                optimizer_type="AdamW8bit", learning_rate=1e-4, fp8_base=True, max_train_epochs=None,
+                                max_train_steps=2000, save_every_n_steps=250, sample_prompts=["alice, portrait, [trigger]"],
+                                sample_every_n_steps=250),
+}

@@ -237,7 +237,7 @@ class TrainingConfig(BaseModel):
     def _cross_checks(self) -> "TrainingConfig":
         fam = self.model_family
         problems = []
-        if fam == "flux":
+        if fam == "flux" and self.engine == "kohya":  # ai-toolkit loads a diffusers folder or HF id with everything in it
             missing = [k for k in ("clip_l", "t5xxl", "ae") if not getattr(self, k)]
             if missing:
                 raise ValueError("__cross__FLUX training needs its text encoders and autoencoder: set " + ", ".join(missing)

@@ -13,7 +13,9 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["register"]
+from .parsers import TASK_MARKER
+
+__all__ = ["register", "follow_log"]
 
 
 def _ws(args: argparse.Namespace) -> Any:
@@ -76,10 +78,34 @@ def cmd_logs(args: argparse.Namespace) -> int:
         print(line)
     if not args.follow:
         return 0
+    return follow_log(job, job.log_path.stat().st_size if job.log_path.exists() else 0)
+
+
+def _marker_text(line: str) -> str | None:
+    try:
+        data = json.loads(line[len(TASK_MARKER):])
+    except ValueError:
+        return line
+    event = data.get("event")
+    if event == "progress":
+        step, total, phase = data.get("step"), data.get("total_steps"), data.get("phase")
+        count = f"{step}/{total}" if total else (str(step) if step is not None else "")
+        return f"[{phase or 'progress'}] {count}".rstrip()
+    if event in ("message", "hint"):
+        level = data.get("level", "hint" if event == "hint" else "info")
+        return data.get("text", "") if level == "info" else f"{level}: {data.get('text', '')}"
+    if event == "artifact":
+        return f"{data.get('kind', 'file')}: {data.get('path')}"
+    return None
+
+
+def follow_log(job: Any, offset: int = 0, out: Any = None) -> int:
+    """Print a job's console output from byte ``offset`` until it ends (``\r`` redraws kept); exit code 0 if it succeeded."""
     from .lines import LineSplitter
 
-    offset = job.log_path.stat().st_size if job.log_path.exists() else 0
+    out = out or sys.stdout
     splitter = LineSplitter()
+    on_redraw = False          # the cursor sits at the end of a \r-redrawn line
     while True:
         status = job.status
         try:
@@ -90,10 +116,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
             data = b""
         offset += len(data)
         for text, redraw in splitter.feed(data):
-            sys.stdout.write(("\r" + text) if redraw else (text + "\n"))
-        sys.stdout.flush()
+            if text.startswith(TASK_MARKER):   # our own tasks' progress lines, shown as text
+                text, redraw = _marker_text(text), text.startswith(TASK_MARKER + '{"event": "progress"')
+                if text is None:
+                    continue
+            if redraw:
+                out.write("\r" + text)
+            else:
+                out.write(("\n" if on_redraw else "") + text + "\n")
+            on_redraw = redraw
+        out.flush()
         if status.is_final and not data:
-            print(f"\n[{job.id} {status.value}]")
+            print(f"\n[{job.id} {status.value}]" + (f" {job.error}" if job.error and status.value != "succeeded" else ""), file=out)
             return 0 if status.value == "succeeded" else 1
         time.sleep(0.2)
 

@@ -283,6 +283,10 @@ class JobManager:
             resolve_executable(req.argv[0], req.cwd, req.env)
             if req.parser not in _REGISTRY:
                 raise JobError(f"There is no log parser called '{req.parser}'.", fix=f"Use one of: {', '.join(sorted(_REGISTRY))}.")
+            if "stop_signal" in req.parser_options:  # checked here so a typo fails now, not when Stop is pressed
+                from .parsers import LogParser
+
+                LogParser(options={"stop_signal": req.parser_options["stop_signal"]}).stop_signal
             for key in ("meta", "parser_options"):
                 try:
                     json.dumps(getattr(req, key))

@@ -38,11 +38,25 @@ class LogParser:
     """
 
     name = "plain"
+    #: the signal that asks this engine to stop cleanly (ai-toolkit wants SIGINT); the supervisor
+    #: sends it to the engine's process group and escalates to SIGKILL after the grace period
+    stop_signal_name = "SIGTERM"
 
     def __init__(self, run_dir: Path | None = None, options: dict[str, Any] | None = None) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.options = dict(options or {})
         self.hints: list[str] = []
+
+    @property
+    def stop_signal(self) -> int:
+        """Signal number for a clean stop: ``options["stop_signal"]`` (e.g. "SIGINT") or the class default."""
+        import signal
+
+        name = str(self.options.get("stop_signal") or self.stop_signal_name)
+        sig = getattr(signal, name, None)
+        if not isinstance(sig, int) or name not in ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGQUIT"):
+            raise JobError(f"'{name}' is not a signal a job can be stopped with.", fix="Use SIGTERM or SIGINT.")
+        return int(sig)
 
     def feed(self, line: str) -> list[Event]:
         """Parse one logical line (no trailing ``\\r``/``\\n``); return the events it yields."""

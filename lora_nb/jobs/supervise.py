@@ -43,6 +43,7 @@ class Supervisor:
         self.ws = Workspace(self.spec["workspace"])
         self.job_id: str = self.spec["id"]
         self.stop_at: float | None = None          # when the stop request arrived
+        self.stop_signal: int = signal.SIGTERM      # the parser may ask for another (ai-toolkit: SIGINT)
         self.kill_at: float | None = None          # when to escalate to SIGKILL
         self.proc: subprocess.Popen | None = None
         self.progress = Progress()
@@ -81,7 +82,7 @@ class Supervisor:
             return
         self.stop_at = time.monotonic()
         self.kill_at = self.stop_at + self._grace()
-        self._signal_group(signal.SIGTERM)
+        self._signal_group(self.stop_signal)
 
     def _signal_group(self, sig: int) -> None:
         if self.proc is None:
@@ -164,6 +165,7 @@ class Supervisor:
             return self._finish(None, parser=None, launch_error=None)
 
         parser = get_parser(rec.parser, self.run_dir, rec.parser_options)
+        self.stop_signal = parser.stop_signal
         env = dict(os.environ)
         env.update(rec.env)
         env.setdefault("PYTHONUNBUFFERED", "1")

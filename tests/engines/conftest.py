@@ -43,3 +43,14 @@ def standin_kohya(ws):
     ws.settings.set("kohya_python", sys.executable)
     ws.settings.set("kohya_launcher", "python")
     return FAKE_SDSCRIPTS
+
+
+FAKE_AITOOLKIT = Path(__file__).resolve().parent / "fake_aitoolkit"
+
+
+@pytest.fixture
+def standin_aitoolkit(ws):
+    """Point the ai-toolkit engine at the stand-in checkout (tests/engines/fake_aitoolkit/run.py)."""
+    ws.settings.set("aitoolkit_dir", str(FAKE_AITOOLKIT))
+    ws.settings.set("aitoolkit_python", sys.executable)
+    return FAKE_AITOOLKIT

@@ -1,0 +1,253 @@
+"""ostris ai-toolkit adapter: renders the FLUX LoRA job YAML and runs ``run.py`` from the checkout.
+
+Follows ENGINES.md Part B and the Part C checklist: ``job: extension`` with one ``sd_trainer``
+process, a ``training_folder`` inside the run folder, no literal ``${`` anywhere (ai-toolkit
+substitutes environment variables into the whole file), ``python run.py /abs/job.yaml`` from the
+repository root with PYTHONUNBUFFERED=1, and SIGINT to stop (it then exits 0 with ``Job stopped``).
+
+ai-toolkit counts a run in steps (loop iterations), not epochs: the step total comes from the
+same calculator as kohya's (``lora_nb.steps``), so an epoch-based config gives the same number
+of optimizer steps in both engines.
+
+>>> import lora_nb, tempfile
+>>> ws = lora_nb.Workspace(tempfile.mkdtemp())
+>>> get_engine = __import__("lora_nb.engines", fromlist=["get_engine"]).get_engine
+>>> get_engine("ai-toolkit", ws).check().installed
+False
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, EngineError
+from .base import Artifact, EngineStatus, LaunchPlan
+from .locate import engine_dir, engine_python, git_commit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config.model import TrainingConfig
+    from ..workspace import Workspace
+
+__all__ = ["AIToolkitEngine", "render_job"]
+
+# our optimizer names (kohya spelling) -> ai-toolkit's `train.optimizer`
+OPTIMIZERS = {"adamw8bit": "adamw8bit", "adamw": "adamw", "adam": "adam", "adam8bit": "adam8bit", "lion": "lion",
+              "lion8bit": "lion8bit", "adafactor": "adafactor", "prodigy": "prodigy", "prodigy8bit": "prodigy8bit",
+              "adagrad": "adagrad", "dadaptation": "dadaptation", "dadaptadam": "dadaptation", "dadaptlion": "dadaptation"}
+SCHEDULERS = {"constant", "cosine", "cosine_with_restarts", "linear", "constant_with_warmup"}
+SAVE_DTYPES = {"bf16": "bf16", "fp16": "float16", "float": "float32", None: "bf16"}
+TRAIN_DTYPES = {"bf16": "bf16", "fp16": "fp16", "no": "fp32"}
+NETWORK_TYPES = {"lora": "lora", "locon": "locon", "lokr": "lokr"}
+
+
+def _kv(args: list[str]) -> dict[str, Any]:
+    """'key=value' strings -> a dict with numbers and booleans typed (optimizer_params)."""
+    out: dict[str, Any] = {}
+    for item in args:
+        key, _, raw = item.partition("=")
+        value: Any = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    pass
+        out[key.strip()] = value
+    return out
+
+
+def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps: int, steps_per_epoch: int | None,
+               training_folder: Path, log_dir: Path | None) -> dict[str, Any]:
+    """The ai-toolkit job as a dict (written as YAML). ``folders``: one ``{image_dir, num_repeats, is_reg}`` per subset."""
+    if cfg.model_family != "flux":
+        raise ConfigError("ai-toolkit runs FLUX LoRAs here.", fix="Set model_family='flux', or use the kohya engine.")
+    optimizer = OPTIMIZERS.get(cfg.optimizer_type.lower())
+    if optimizer is None:
+        raise ConfigError(f"ai-toolkit has no optimizer '{cfg.optimizer_type}'.",
+                          fix=f"Choose one of: {', '.join(sorted(set(OPTIMIZERS)))}.")
+    if cfg.lr_scheduler not in SCHEDULERS:
+        raise ConfigError(f"ai-toolkit has no learning-rate schedule '{cfg.lr_scheduler}'.", fix=f"Choose one of: {', '.join(sorted(SCHEDULERS))}.")
+    network_type = NETWORK_TYPES.get(cfg.network_type)
+    if network_type is None:
+        raise ConfigError(f"ai-toolkit cannot train a {cfg.network_type} network.", fix="Use lora, locon or lokr.")
+    w, h = cfg.resolution_wh
+    every = cfg.save_every_n_steps or (cfg.save_every_n_epochs * steps_per_epoch if cfg.save_every_n_epochs and steps_per_epoch else None)
+    network: dict[str, Any] = {"type": network_type, "linear": int(cfg.network_dim), "linear_alpha": float(cfg.network_alpha)}
+    if cfg.conv_dim:
+        network.update(conv=int(cfg.conv_dim), conv_alpha=float(cfg.conv_alpha or cfg.conv_dim))
+    if cfg.network_dropout:
+        network["dropout"] = float(cfg.network_dropout)
+    save = {"dtype": SAVE_DTYPES[cfg.save_precision], "save_every": int(min(every or total_steps, total_steps)),
+            "max_step_saves_to_keep": int(cfg.save_last_n_epochs or 4)}
+    datasets = []
+    for f in folders:
+        d: dict[str, Any] = {"folder_path": str(f["image_dir"]), "caption_ext": cfg.caption_extension.lstrip(".") or "txt",
+                             "caption_dropout_rate": float(cfg.caption_dropout_rate), "shuffle_tokens": bool(cfg.shuffle_caption),
+                             "keep_tokens": int(cfg.keep_tokens), "cache_latents_to_disk": bool(cfg.cache_latents_to_disk),
+                             "resolution": sorted({int(w), int(h)}), "buckets": bool(cfg.enable_bucket),
+                             "num_repeats": int(f["num_repeats"])}
+        if f.get("is_reg"):
+            d["is_reg"] = True
+        if cfg.flip_aug:
+            d["flip_x"] = True
+        if f.get("class_tokens"):
+            d["default_caption"] = str(f["class_tokens"])
+        datasets.append(d)
+    train: dict[str, Any] = {"batch_size": int(cfg.train_batch_size), "steps": int(total_steps),
+                             "gradient_accumulation": int(cfg.gradient_accumulation_steps), "train_unet": True,
+                             "train_text_encoder": False, "gradient_checkpointing": bool(cfg.gradient_checkpointing),
+                             "noise_scheduler": "flowmatch", "optimizer": optimizer,
+                             "lr": float(cfg.unet_lr or cfg.learning_rate), "lr_scheduler": cfg.lr_scheduler,
+                             "dtype": TRAIN_DTYPES[cfg.mixed_precision], "max_grad_norm": float(cfg.max_grad_norm)}
+    if cfg.optimizer_args:
+        train["optimizer_params"] = _kv(cfg.optimizer_args)
+    if cfg.lr_scheduler == "constant_with_warmup" or cfg.lr_warmup_steps:
+        warm = cfg.lr_warmup_steps
+        train["lr_scheduler_params"] = {"num_warmup_steps": int(warm * total_steps) if isinstance(warm, float) else int(warm)}
+    if cfg.noise_offset:
+        train["noise_offset"] = float(cfg.noise_offset)
+    if cfg.min_snr_gamma:
+        train["min_snr_gamma"] = float(cfg.min_snr_gamma)
+    process: dict[str, Any] = {"type": "sd_trainer", "training_folder": str(training_folder), "network": network, "save": save,
+                               "datasets": datasets, "train": train,
+                               "model": {"name_or_path": cfg.pretrained_model_name_or_path, "arch": "flux",
+                                         "quantize": bool(cfg.fp8_base)}}
+    if cfg.trigger_words:
+        process["trigger_word"] = cfg.trigger_words[0]
+    if cfg.seed is not None:
+        process["training_seed"] = int(cfg.seed)
+    if log_dir is not None:
+        process["log_dir"] = str(log_dir)
+    if cfg.sample_prompts and (cfg.sample_every_n_steps or cfg.sample_every_n_epochs):
+        sample_every = cfg.sample_every_n_steps or (cfg.sample_every_n_epochs or 1) * (steps_per_epoch or total_steps)
+        process["sample"] = {"sampler": "flowmatch", "sample_every": int(sample_every), "width": int(w) // 8 * 8,
+                             "height": int(h) // 8 * 8, "prompts": [p.replace("\n", " ") for p in cfg.sample_prompts],
+                             "seed": int(cfg.seed or 42), "walk_seed": True, "guidance_scale": 4.0, "sample_steps": 20}
+    else:
+        train["disable_sampling"] = True
+    job = {"job": "extension", "config": {"name": cfg.output_name, "process": [process]},
+           "meta": {"name": "[name]", "version": "1.0", **({"training_comment": cfg.training_comment} if cfg.training_comment else {})}}
+    _refuse_env_syntax(job)
+    return job
+
+
+def _refuse_env_syntax(value: Any, where: str = "config") -> None:
+    """ai-toolkit replaces every ``${VAR}`` in the file before parsing: a literal one breaks loading."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_env_syntax(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _refuse_env_syntax(v, f"{where}[{i}]")
+    elif isinstance(value, str) and "${" in value:
+        raise ConfigError(f"{where} contains '${{', which ai-toolkit would read as an environment variable.",
+                          fix="Remove the '${' from that text (prompt, path or comment).")
+
+
+class AIToolkitEngine:
+    """``get_engine("ai-toolkit", ws)``: FLUX LoRA training with ostris/ai-toolkit."""
+
+    name = "ai-toolkit"
+
+    def __init__(self, ws: "Workspace") -> None:
+        self.ws = ws
+
+    @property
+    def folder(self) -> Path:
+        return engine_dir(self.ws, "aitoolkit_dir", "LORA_NB_AITOOLKIT_DIR", "ai-toolkit")
+
+    @property
+    def python(self) -> Path:
+        return engine_python(self.ws, "aitoolkit_python", self.folder)
+
+    def check(self) -> EngineStatus:
+        from .kohya import _missing_modules
+
+        folder, python = self.folder, self.python
+        fix_install = ("Run `lora-nb engines install ai-toolkit`, or point lora-nb at a checkout: "
+                       "ws.settings.set('aitoolkit_dir', '/path/to/ai-toolkit').")
+        if not folder.is_dir():
+            return EngineStatus(self.name, False, folder, python, None, (f"ai-toolkit was not found at {folder}. {fix_install}",))
+        problems = []
+        if not (folder / "run.py").is_file() or not (folder / "toolkit").is_dir():
+            problems.append(f"{folder} is not an ai-toolkit checkout (no run.py and toolkit/). {fix_install}")
+        if not python.exists():
+            problems.append(f"The engine's Python {python} does not exist. Set ws.settings.set('aitoolkit_python', '/path/to/venv/bin/python').")
+        elif not problems:
+            missing = _missing_modules(python, ("torch", "yaml", "safetensors"))
+            if missing:
+                problems.append(f"The engine's Python lacks {', '.join(missing)}. Run `{python} -m pip install -r {folder}/requirements.txt` "
+                                "(or `lora-nb engines install ai-toolkit`).")
+        return EngineStatus(self.name, not problems, folder, python, git_commit(folder), tuple(problems))
+
+    def parser(self) -> str:
+        return "aitoolkit"
+
+    def prepare(self, cfg: "TrainingConfig", run_dir: Path) -> LaunchPlan:
+        import yaml
+
+        from ..config import steps
+        from .kohya import dataset_subsets
+
+        if cfg.engine != self.name:
+            raise EngineError(f"This config is for {cfg.engine}, not ai-toolkit.", fix="Use get_engine(cfg.engine, ws).")
+        est = steps(cfg, self.ws)
+        total = est.total_steps
+        per_epoch = est.steps_per_epoch or None
+        # ai-toolkit resumes by itself from the newest checkpoint in <training_folder>/<name>/:
+        # to continue an earlier run, this run trains in that run's folder
+        training_folder = resume_folder(Path(cfg.resume), cfg.output_name) if cfg.resume else run_dir / "output"
+        training_folder.mkdir(parents=True, exist_ok=True)
+        log_dir = run_dir / "logs" if cfg.log_with == "tensorboard" else None
+        job = render_job(cfg, dataset_subsets(cfg, self.ws), total, per_epoch, training_folder, log_dir)
+        job_yaml = run_dir / "job.yaml"
+        job_yaml.write_text("# rendered by lora-nb for ai-toolkit's run.py\n" + yaml.safe_dump(job, sort_keys=False, allow_unicode=True),
+                            encoding="utf-8")
+        out = training_folder / cfg.output_name
+        argv = [str(self.python), str(self.folder / "run.py"), str(job_yaml)]
+        env = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "COLUMNS": "250", "DISABLE_TELEMETRY": "YES"}
+        options = {"name": cfg.output_name, "total_steps": total, "final_path": str(out / f"{cfg.output_name}.safetensors"),
+                   "sample_dir": str(out / "samples"), "stop_signal": "SIGINT"}
+        return LaunchPlan(argv=argv, cwd=self.folder, env=env, parser="aitoolkit", parser_options=options, files={"job": job_yaml})
+
+    def artifacts(self, run_dir: Path) -> list[Artifact]:
+        return collect_artifacts(run_dir)
+
+
+def resume_folder(path: Path, name: str) -> Path:
+    """The ``training_folder`` that holds ``<name>/`` checkpoints, from a run folder, its job folder or a checkpoint."""
+    candidates = [path / "output", path.parent, path.parent.parent, path]
+    for folder in candidates:
+        job_dir = folder / name
+        if job_dir.is_dir() and any(job_dir.glob(f"{name}*.safetensors")):
+            return folder
+    raise ConfigError(f"{path} holds no ai-toolkit checkpoint of '{name}' to resume from.",
+                      fix="Give the earlier run's folder (or one of its checkpoints) and keep the same output name.")
+
+
+def collect_artifacts(run_dir: Path) -> list[Artifact]:
+    """Step checkpoints, the final LoRA, samples, the optimizer state, TensorBoard and configs of an ai-toolkit run."""
+    import re
+
+    out: list[Artifact] = []
+    root = run_dir / "output"
+    for job_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for p in sorted(job_dir.glob("*.safetensors")):
+            m = re.search(r"_(\d{9})\.safetensors$", p.name)
+            out.append(Artifact(p, "checkpoint" if m else "lora", None, int(m.group(1)) if m else None))
+        if (job_dir / "optimizer.pt").is_file():
+            out.append(Artifact(job_dir / "optimizer.pt", "state"))
+        samples = job_dir / "samples"
+        for p in sorted(samples.iterdir()) if samples.is_dir() else []:
+            if p.is_file() and p.suffix.lower() in (".jpg", ".png", ".webp"):
+                m = re.search(r"__(\d{9})_", p.name)
+                out.append(Artifact(p, "sample", None, int(m.group(1)) if m else None))
+    if (run_dir / "logs").is_dir() and any((run_dir / "logs").iterdir()):
+        out.append(Artifact(run_dir / "logs", "tensorboard"))
+    for name in ("job.yaml", "config.json"):
+        if (run_dir / name).is_file():
+            out.append(Artifact(run_dir / name, "config"))
+    return out

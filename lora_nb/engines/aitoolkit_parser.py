@@ -1,0 +1,150 @@
+"""Console lines of ostris ai-toolkit -> progress events, and the verdict on a finished run.
+
+What ai-toolkit prints (ENGINES.md B3-B5): a tqdm bar labelled with the job name whose postfix
+is ``lr: 1.0e-04 loss: 4.123e-01`` (it starts at the saved step after a resume, so its count is
+already absolute), ``Saving at step N`` / ``Saved checkpoint to <path>`` milestones,
+``Job stopped`` after SIGINT with exit code **0**, and an ``Error running job:`` line plus a
+traceback and exit code 1 on failure. A run that exits 0 without its final LoRA did not succeed.
+
+>>> p = AIToolkitParser(options={"name": "demo", "final_path": "/out/demo/demo.safetensors"})
+>>> e = p.feed("demo:  12%|█▏        | 240/2000 [05:12<38:10,  1.30s/it, lr: 1.0e-04 loss: 4.123e-01]")
+>>> (e[0].data["step"], e[0].data["total_steps"], e[0].data["loss"], e[0].data["lr"])
+(240, 2000, 0.4123, 0.0001)
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ..jobs.events import Event, JobStatus, Verdict
+from ..jobs.parsers import LogParser
+from ..jobs.tqdm_line import parse_tqdm
+from .hints import match_hint
+
+__all__ = ["AIToolkitParser"]
+
+_POSTFIX = re.compile(r"lr:\s*(?P<lr>[0-9.eE+-]+)\s+loss:\s*(?P<loss>[0-9.eE+-]+|nan|inf)", re.I)
+_SAVING_AT = re.compile(r"^Saving at step (\d+)")
+_SAVED = re.compile(r"Saved checkpoint to\s+(\S.*?)\s*$")
+_REMOVING = re.compile(r"Removing old save:\s*(\S.*?)\s*$")
+_RESUMING = re.compile(r"IMPORTANT RESUMING FROM\s+(\S.*?)\s*#*\s*$")
+_FOUND_STEP = re.compile(r"Found step (\d+) in metadata")
+_STOPPED = re.compile(r"^\s*Job stopped\s*$")
+_ERROR = re.compile(r"^Error running job:\s*(.*)$")
+_OOM_SKIP = re.compile(r"OOM during training step, skipping batch")
+_PHASES = [(re.compile(r"^Caching latents"), "caching latents"), (re.compile(r"^Caching text embeddings"), "caching text embeddings"),
+           (re.compile(r"Generating (baseline samples|Images|Samples)"), "sampling"), (re.compile(r"^Running\s+\d+ process"), "loading")]
+
+
+def _num(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+class AIToolkitParser(LogParser):
+    """Parser for ``python run.py job.yaml``.
+
+    Options: ``name`` (the job name, the bar's label), ``total_steps``, ``final_path`` (the LoRA a
+    finished run must leave), ``sample_dir``; ``stop_signal`` defaults to SIGINT, ai-toolkit's
+    clean stop.
+    """
+
+    name = "aitoolkit"
+    stop_signal_name = "SIGINT"
+
+    def __init__(self, run_dir: Path | None = None, options: dict[str, Any] | None = None) -> None:
+        super().__init__(run_dir, options)
+        self.label = str(self.options.get("name") or "")
+        self.total: int | None = self.options.get("total_steps")
+        self.step: int | None = None
+        self.saw_stop_banner = False
+        self.error: str | None = None
+        self.samples_seen: set[str] = set()
+
+    def _samples(self) -> list[Event]:
+        folder = self.options.get("sample_dir")
+        if not folder or not Path(folder).is_dir():
+            return []
+        out = []
+        for p in sorted(Path(folder).iterdir()):
+            if p.is_file() and p.suffix.lower() in (".jpg", ".png", ".webp") and str(p) not in self.samples_seen:
+                self.samples_seen.add(str(p))
+                out.append(Event.artifact(str(p), "sample"))
+        return out
+
+    def _bar(self, line: str) -> list[Event] | None:
+        bar = parse_tqdm(line)
+        if bar is None:
+            return None
+        label = bar.prefix.strip().rstrip(":").strip()
+        if self.label and label != self.label:
+            return None           # another bar: caching, sampling, model loading
+        if not self.label and not _POSTFIX.search(line):
+            return None
+        post = _POSTFIX.search(line)
+        loss = post.group("loss") if post else None
+        events: list[Event] = []
+        if loss is not None and loss.lower() in ("nan", "inf"):
+            events += self.add_hint(*reversed(match_hint("loss is nan") or ("", "")))
+        self.step, self.total = bar.n, bar.total
+        events.append(Event.progress(step=bar.n, total_steps=bar.total, loss=_num(loss), lr=_num(post.group("lr")) if post else None,
+                                     rate=bar.rate, rate_unit="it/s" if bar.rate else None, eta=bar.eta, elapsed=bar.elapsed,
+                                     phase="training"))
+        return events
+
+    def feed(self, line: str) -> list[Event]:
+        if "/" in line and "|" in line:
+            events = self._bar(line)
+            if events is not None:
+                return events
+        text = line.strip()
+        if (m := _SAVED.search(text)):
+            path = m.group(1)
+            final = self.options.get("final_path")
+            kind = "lora" if final and Path(path).name == Path(final).name else (
+                "state" if path.endswith(".pt") else "checkpoint")
+            return [Event.artifact(path, kind)] + self._samples()
+        if (m := _SAVING_AT.match(text)):
+            return [Event.progress(phase="saving", step=int(m.group(1)))]
+        if (m := _REMOVING.search(text)):
+            return [Event.message(f"removed old save {m.group(1)}")]
+        if (m := _RESUMING.search(text)):
+            return [Event.message(f"resuming from {m.group(1)}")]
+        if (m := _FOUND_STEP.search(text)):
+            self.step = int(m.group(1))
+            return [Event.progress(step=self.step, total_steps=self.total)]
+        if _STOPPED.match(text):
+            self.saw_stop_banner = True
+            return [Event.message("ai-toolkit stopped the job")]
+        if (m := _ERROR.match(text)):
+            self.error = m.group(1).strip() or "ai-toolkit reported an error"
+            hint = match_hint(text)
+            return [Event.message(text, "error")] + (self.add_hint(hint[1], hint[0]) if hint else [])
+        if _OOM_SKIP.search(text):
+            return [Event.message("a batch ran out of GPU memory and was skipped", "warning")]
+        for pattern, phase in _PHASES:
+            if pattern.search(text):
+                return [Event.progress(phase=phase)] + (self._samples() if phase == "sampling" else [])
+        hint = match_hint(text)
+        if hint:
+            return self.add_hint(hint[1], hint[0])
+        if "Traceback (most recent call last)" in text or re.match(r"^\w+(\.\w+)*(Error|Exception):", text):
+            return [Event.message(text, "error")]
+        return []
+
+    def verdict(self, exit_code: int | None, stopped: bool) -> Verdict:
+        if stopped:
+            return Verdict(JobStatus.STOPPED, "stopped by request")
+        if exit_code == 0 and self.saw_stop_banner:
+            # exit 0 after an interrupt we did not send (Ctrl+C in a terminal, another tool)
+            return Verdict(JobStatus.STOPPED, "ai-toolkit was interrupted ('Job stopped') and exited with code 0")
+        if exit_code != 0:
+            v = super().verdict(exit_code, stopped)
+            return Verdict(v.status, f"{self.error} ({v.reason})" if self.error else v.reason)
+        final = self.options.get("final_path")
+        if final and not Path(final).is_file():
+            return Verdict(JobStatus.FAILED, f"ai-toolkit exited with code 0 but the final LoRA {final} was not written")
+        return Verdict(JobStatus.SUCCEEDED)
