@@ -105,7 +105,7 @@ class Presets:
         path = self._path(name)
         if not path.is_file():
             raise NotFound(f"There is no preset called '{name}'.", fix=f"Use one of: {', '.join(self.list())}.")
-        import tomllib
+        from .._compat import tomllib
 
         try:
             return tomllib.loads(path.read_text(encoding="utf-8"))

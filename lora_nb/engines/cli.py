@@ -41,7 +41,7 @@ def load_config_file(path: str | Path, overrides: dict[str, Any] | None = None) 
         if not isinstance(data, dict):
             raise ConfigError(f"{p.name} does not hold a config object.", fix="Write the fields as a JSON object.")
         return TrainingConfig(**{**data, **overrides})
-    import tomllib
+    from .._compat import tomllib
 
     try:
         data = tomllib.loads(text)
