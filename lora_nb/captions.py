@@ -234,6 +234,19 @@ class Captions:
         wanted = {os.fspath(self._ds.resolve_image(k)): v for k, v in captions.items()}
         return self._bulk(op, list(wanted), lambda img, text, sep: wanted[img], preview, text_level=True)
 
+    def bulk_writer(self, op: str, images: Sequence[ImageRef]) -> "BulkWriter":
+        """Write captions one by one as a single undoable operation (the tagging job uses this).
+
+        The current captions of ``images`` are recorded first; each :meth:`BulkWriter.write` then
+        replaces one file atomically, so a stopped writer leaves every caption whole, and
+        ``undo()`` puts back exactly the ones it changed.
+        """
+        files = [os.fspath(self._ds.resolve_image(i)) for i in images]
+        caps = [self._cap(f) for f in files]
+        before = dict(zip(caps, self._read_all(caps)))
+        snap, keep = self._start_snapshot(op, before)
+        return BulkWriter(self, snap, dict(zip(files, zip(caps, keep))), before)
+
     # -- bulk operations ---------------------------------------------------------------
     def add_trigger(self, words: str | Sequence[str], where: str = "start", selection=None,
                     preview: bool = False) -> EditResult:
@@ -501,3 +514,33 @@ class Captions:
         votes = Counter(detect_separator(t, None) for t in texts[:2000] if t and "," in t)
         votes.pop(None, None)
         return votes.most_common(1)[0][0] if votes else DEFAULT_SEPARATOR
+
+
+class BulkWriter:
+    """See :meth:`Captions.bulk_writer`."""
+
+    def __init__(self, captions: "Captions", snapshot: Path, targets: dict[str, tuple[str, str | None]], before: dict[str, bytes | None]) -> None:
+        self._captions, self._snapshot, self._targets, self._before = captions, snapshot, targets, before
+        self.written = 0
+
+    def old(self, image_file: str) -> str | None:
+        """The caption the image had when the writer started (None: no caption file)."""
+        raw = self._before.get(self._targets[os.fspath(image_file)][0])
+        return None if raw is None else decode_caption(raw)
+
+    def write(self, image_file: str, text: str) -> bool:
+        """Replace one image's caption (kept whole on disk); False when it already had exactly this text."""
+        cap, keep = self._targets[os.fspath(image_file)]
+        old = self._before[cap]
+        data = encode_caption(text, newline=True)
+        if old == data:
+            return False
+        _replace_one([(cap, data, keep, old)])
+        self.written += 1
+        return True
+
+    def finish(self) -> int:
+        """Close the operation; with nothing written it leaves no undo step. Returns the number written."""
+        if self.written == 0:
+            shutil.rmtree(self._snapshot, ignore_errors=True)
+        return self.written

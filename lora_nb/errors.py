@@ -61,3 +61,11 @@ class NetworkError(LoraNbError):
 
 class SecretError(LoraNbError, ValueError):
     """A secret (token) was about to be written where secrets must never go."""
+
+
+class TaggerError(LoraNbError):
+    """A tagger model is missing, not cached while offline, or not a WD14-style model."""
+
+
+class LoraFileError(LoraNbError, ValueError):
+    """A LoRA or model file is unreadable, truncated, hostile, or not what it claims to be."""
