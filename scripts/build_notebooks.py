@@ -364,6 +364,8 @@ def main() -> None:
     for name, cells in NOTEBOOKS.items():
         nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                                                  "language_info": {"name": "python"}})
+        for i, cell in enumerate(nb.cells):      # stable ids: rebuilding gives the same files
+            cell.id = f"{Path(name).stem.replace('_', '-')}-{i:02d}"
         nbformat.validate(nb)
         (OUT / name).write_text(nbformat.writes(nb), encoding="utf-8")
         print("wrote", OUT / name)
