@@ -22,9 +22,8 @@ __all__ = ["list_loras", "resize_job", "loras_dir"]
 
 
 def loras_dir(ws: "Workspace") -> Path:
-    d = ws.root / "loras"
-    d.mkdir(exist_ok=True)
-    return d
+    ws.loras_dir.mkdir(exist_ok=True)
+    return ws.loras_dir
 
 
 def list_loras(ws: "Workspace") -> list[LoraInfo]:
