@@ -12,9 +12,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import LoraNbError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .workspace import Workspace
 
 COMMAND_MODULES = [
     "lora_nb.jobs.cli",        # jobs list|show|logs|stop|submit
@@ -25,6 +28,13 @@ COMMAND_MODULES = [
     "lora_nb.models.cli",      # models list|download
     "lora_nb.dashboard_cli",   # dashboard
 ]
+
+
+def open_workspace(args: argparse.Namespace) -> "Workspace":
+    """The workspace a command works on: ``-w/--workspace``, else the default resolution."""
+    from .workspace import Workspace
+
+    return Workspace(args.workspace)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,7 @@ class FakeHub:
                 self.send_header("Content-Type", "application/octet-stream")
                 self.end_headers()
 
-            def do_HEAD(self):
+            def _reply(self, with_body: bool) -> None:
                 data = self._lookup()
                 if data is None:
                     self.send_response(404)
@@ -44,17 +44,14 @@ class FakeHub:
                     self.end_headers()
                     return
                 self._headers(data)
+                if with_body:
+                    self.wfile.write(data)
+
+            def do_HEAD(self):
+                self._reply(with_body=False)
 
             def do_GET(self):
-                data = self._lookup()
-                if data is None:
-                    self.send_response(404)
-                    self.send_header("X-Error-Code", "EntryNotFound")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self._headers(data)
-                self.wfile.write(data)
+                self._reply(with_body=True)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -9,12 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from ..cli import open_workspace as _ws
 
 
-def _ws(args):
-    from ..workspace import Workspace
-
-    return Workspace(args.workspace)
 
 
 def _list(args) -> int:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, EngineError
 from .base import Artifact, EngineStatus, LaunchPlan
-from .locate import engine_dir, engine_python, git_commit
+from .locate import check_checkout, engine_dir, engine_python
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config.model import TrainingConfig
@@ -164,24 +164,9 @@ class AIToolkitEngine:
         return engine_python(self.ws, "aitoolkit_python", self.folder)
 
     def check(self) -> EngineStatus:
-        from .kohya import _missing_modules
-
-        folder, python = self.folder, self.python
-        fix_install = ("Run `lora-nb engines install ai-toolkit`, or point lora-nb at a checkout: "
-                       "ws.settings.set('aitoolkit_dir', '/path/to/ai-toolkit').")
-        if not folder.is_dir():
-            return EngineStatus(self.name, False, folder, python, None, (f"ai-toolkit was not found at {folder}. {fix_install}",))
-        problems = []
-        if not (folder / "run.py").is_file() or not (folder / "toolkit").is_dir():
-            problems.append(f"{folder} is not an ai-toolkit checkout (no run.py and toolkit/). {fix_install}")
-        if not python.exists():
-            problems.append(f"The engine's Python {python} does not exist. Set ws.settings.set('aitoolkit_python', '/path/to/venv/bin/python').")
-        elif not problems:
-            missing = _missing_modules(python, ("torch", "yaml", "safetensors"))
-            if missing:
-                problems.append(f"The engine's Python lacks {', '.join(missing)}. Run `{python} -m pip install -r {folder}/requirements.txt` "
-                                "(or `lora-nb engines install ai-toolkit`).")
-        return EngineStatus(self.name, not problems, folder, python, git_commit(folder), tuple(problems))
+        return check_checkout(self.name, self.folder, self.python, ("run.py", "toolkit"), ("torch", "yaml", "safetensors"), "ai-toolkit",
+                              "Run `lora-nb engines install ai-toolkit`, or point lora-nb at a checkout: "
+                              "ws.settings.set('aitoolkit_dir', '/path/to/ai-toolkit').", "aitoolkit_python")
 
     def parser(self) -> str:
         return "aitoolkit"

@@ -14,14 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..cli import open_workspace as _ws
 
 __all__ = ["register", "load_config_file"]
 
 
-def _ws(args: argparse.Namespace) -> Any:
-    from ..workspace import Workspace
-
-    return Workspace(args.workspace)
 
 
 def load_config_file(path: str | Path, overrides: dict[str, Any] | None = None) -> Any:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, EngineError
 from .base import Artifact, EngineStatus, LaunchPlan
-from .locate import engine_dir, engine_python, git_commit
+from .locate import check_checkout, engine_dir, engine_python
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config.model import TrainingConfig
@@ -197,22 +197,10 @@ class KohyaEngine:
         return str(self.ws.settings.get("kohya_launcher") or "accelerate")
 
     def check(self) -> EngineStatus:
-        folder, python = self.folder, self.python
-        fix_install = "Run `lora-nb engines install kohya`, or point lora-nb at a checkout: ws.settings.set('kohya_dir', '/path/to/sd-scripts')."
-        if not folder.is_dir():
-            return EngineStatus("kohya", False, folder, python, None, (f"sd-scripts was not found at {folder}. {fix_install}",))
-        problems = []
-        if not (folder / "train_network.py").is_file():
-            problems.append(f"{folder} is not an sd-scripts checkout (no train_network.py). {fix_install}")
-        if not python.exists():
-            problems.append(f"The engine's Python {python} does not exist. Set ws.settings.set('kohya_python', '/path/to/venv/bin/python').")
-        elif not problems:
-            mods = ["torch", "safetensors", "toml", "voluptuous"] + (["accelerate"] if self.launcher == "accelerate" else [])
-            missing = _missing_modules(python, tuple(mods))
-            if missing:
-                problems.append(f"The engine's Python lacks {', '.join(missing)}. Run `{python} -m pip install -r {folder}/requirements.txt` "
-                                "(or `lora-nb engines install kohya`).")
-        return EngineStatus("kohya", not problems, folder, python, git_commit(folder), tuple(problems))
+        mods = ("torch", "safetensors", "toml", "voluptuous") + (("accelerate",) if self.launcher == "accelerate" else ())
+        return check_checkout("kohya", self.folder, self.python, ("train_network.py",), mods, "sd-scripts",
+                              "Run `lora-nb engines install kohya`, or point lora-nb at a checkout: ws.settings.set('kohya_dir', '/path/to/sd-scripts').",
+                              "kohya_python")
 
     def parser(self) -> str:
         return "kohya"

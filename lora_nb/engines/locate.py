@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..workspace import Workspace
+    from .base import EngineStatus
 
-__all__ = ["engine_dir", "engine_python", "git_commit"]
+__all__ = ["engine_dir", "engine_python", "git_commit", "check_checkout"]
 
 
 def engine_dir(ws: "Workspace", setting: str, env: str, default_name: str) -> Path:
@@ -46,3 +47,25 @@ def git_commit(folder: Path) -> str | None:
             if line.endswith(" " + name):
                 return line.split()[0][:40]
     return None
+
+
+def check_checkout(name: str, folder: Path, python: Path, markers: tuple[str, ...], modules: tuple[str, ...], what: str,
+                   fix_install: str, python_setting: str) -> "EngineStatus":
+    """The shared part of every engine's ``check()``: the folder, its marker files, the Python and its modules."""
+    from .base import EngineStatus
+
+    if not folder.is_dir():
+        return EngineStatus(name, False, folder, python, None, (f"{what} was not found at {folder}. {fix_install}",))
+    problems = []
+    if not all((folder / m).exists() for m in markers):
+        problems.append(f"{folder} is not a {what} checkout (no {' and '.join(markers)}). {fix_install}")
+    if not python.exists():
+        problems.append(f"The engine's Python {python} does not exist. Set ws.settings.set('{python_setting}', '/path/to/venv/bin/python').")
+    elif not problems:
+        from .kohya import _missing_modules
+
+        missing = _missing_modules(python, modules)
+        if missing:
+            problems.append(f"The engine's Python lacks {', '.join(missing)}. Run `{python} -m pip install -r {folder}/requirements.txt` "
+                            f"(or `lora-nb engines install {name}`).")
+    return EngineStatus(name, not problems, folder, python, git_commit(folder), tuple(problems))

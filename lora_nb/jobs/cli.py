@@ -14,14 +14,11 @@ import time
 from typing import Any
 
 from .parsers import TASK_MARKER
+from ..cli import open_workspace as _ws
 
 __all__ = ["register", "follow_log"]
 
 
-def _ws(args: argparse.Namespace) -> Any:
-    from ..workspace import Workspace
-
-    return Workspace(args.workspace)
 
 
 def _fmt_time(ts: float | None) -> str:

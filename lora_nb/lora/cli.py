@@ -10,14 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any
+from ..cli import open_workspace as _ws
 
 __all__ = ["register"]
 
 
-def _ws(args: argparse.Namespace) -> Any:
-    from ..workspace import Workspace
-
-    return Workspace(args.workspace)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from ..workspace import Workspace
+    from ..cli import open_workspace
 
     if args.models:
         from .registry import MODELS
@@ -24,7 +24,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         from ..errors import InvalidInput
 
         raise InvalidInput("Name the dataset to tag.", fix="lora-nb tag DATASET (lora-nb datasets list shows them).")
-    ws = Workspace(args.workspace)
+    ws = open_workspace(args)
     options: dict[str, Any] = {"general_threshold": args.threshold, "existing": args.existing, "batch_size": args.batch_size,
                                "remove_underscore": not args.keep_underscores, "rating": args.rating,
                                "character_tags_first": args.character_first, "recursive": not args.no_recursive}

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .report import Reporter, load_params
+from .report import Reporter, StopFlag, load_params
 
 # (kohya module name, in features, out features, conv kernel or None)
 _MODULES = [
@@ -29,12 +28,6 @@ _MODULES = [
     ("lora_te_text_model_encoder_layers_0_self_attn_q_proj", 768, 768, None),
 ]
 
-_stop = False
-
-
-def _on_term(*_: Any) -> None:
-    global _stop
-    _stop = True
 
 
 def lora_tensors(dim: int, alpha: float, seed: int) -> dict[str, Any]:
@@ -66,7 +59,7 @@ def save_lora(path: Path, dim: int, alpha: float, seed: int, metadata: dict[str,
 def main(argv: list[str] | None = None) -> int:
     from ..workspace import Workspace
 
-    signal.signal(signal.SIGTERM, _on_term)
+    stop = StopFlag()
     p = load_params(argv)
     ws = Workspace(p["workspace"])
     ds = ws.datasets.get(p["dataset"])
@@ -91,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(1, epochs + 1):
         rep.progress(step, epoch=epoch, total_epochs=epochs, phase="training")
         for _ in range(per_epoch):
-            if _stop:
+            if stop:
                 rep.message("stopped by request", "warning")
                 return 143
             time.sleep(delay)

@@ -8,20 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-from .report import Reporter, load_params
+from .report import Reporter, StopFlag, load_params
 
-_stop = False
-
-
-def _on_term(*_: Any) -> None:
-    global _stop
-    _stop = True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,19 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     from ..models.fetch import fetch
     from ..models.sources import Source, civitai_file
 
-    signal.signal(signal.SIGTERM, _on_term)
+    stop = StopFlag()
     p = load_params(argv)
     rep = Reporter(unit="B")
     dest_dir = Path(p["dest_dir"])
     dest_dir.mkdir(parents=True, exist_ok=True)
-    last = [0.0]
-
-    def progress(done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 0.5 or (total is not None and done >= total):
-            last[0] = now
-            rep.progress(done, total, phase="downloading")
-
+    progress = rep.throttled("downloading")
     try:
         if p["kind"] == "hf":
             from huggingface_hub import hf_hub_download
@@ -83,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
 
             dest = dest_dir / safe_name(name, "file name")
             rep.message(f"downloading {name}" + (" (SHA256 will be checked)" if sha else ""))
-            fetch(url, dest, sha256=sha, headers=headers, progress=progress, should_stop=lambda: _stop)
+            fetch(url, dest, sha256=sha, headers=headers, progress=progress, should_stop=stop)
     except LoraNbError as e:
         rep.message(str(e), "error")
-        return 143 if _stop else 1
+        return 143 if stop else 1
     rep.message(f"saved {dest} ({dest.stat().st_size:,} bytes)")
     rep.artifact(str(dest), "model")
     return 0

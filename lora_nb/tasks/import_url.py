@@ -8,7 +8,6 @@ downloading, then in images while importing.
 from __future__ import annotations
 
 import sys
-import time
 
 from .report import Reporter, load_params
 
@@ -20,13 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(argv)
     ws = Workspace(params["workspace"])
     download = Reporter(unit="B")
-    last = [0.0]
-
-    def progress(done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 0.5 or (total is not None and done >= total):
-            last[0] = now
-            download.progress(done, total, phase="downloading")
+    progress = download.throttled("downloading")
 
     try:
         result = ws.datasets.import_url(params["url"], params["name"], max_bytes=int(params.get("max_bytes") or 8 * 1024**3),

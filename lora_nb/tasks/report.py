@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from ..jobs.parsers import TASK_MARKER
 
-__all__ = ["Reporter", "emit", "load_params"]
+__all__ = ["Reporter", "emit", "load_params", "StopFlag"]
 
 
 def emit(event: str, stream: TextIO | None = None, **data: Any) -> None:
@@ -46,6 +46,18 @@ class Reporter:
                   "eta": eta, "elapsed": elapsed, "phase": phase, **extra}
         emit("progress", self.stream, **{k: v for k, v in fields.items() if v is not None})
 
+    def throttled(self, phase: str, every: float = 0.5) -> Callable[[int, int | None], None]:
+        """A ``progress(done, total)`` callback that reports at most every ``every`` seconds (and at the end)."""
+        last = [0.0]
+
+        def progress(done: int, total: int | None) -> None:
+            now = time.monotonic()
+            if now - last[0] >= every or (total is not None and done >= total):
+                last[0] = now
+                self.progress(done, total, phase=phase)
+
+        return progress
+
     def artifact(self, path: str, kind: str = "file") -> None:
         emit("artifact", self.stream, path=str(path), kind=kind)
 
@@ -54,6 +66,31 @@ class Reporter:
 
     def hint(self, text: str, code: str = "") -> None:
         emit("hint", self.stream, text=text, code=code)
+
+
+class StopFlag:
+    """Turns the job's Stop (SIGTERM from the supervisor) into a flag the task checks between units of work,
+    so it can finish the current one (a batch, a chunk) and leave everything whole.
+
+    >>> flag = StopFlag(install=False); bool(flag)
+    False
+    """
+
+    def __init__(self, install: bool = True) -> None:
+        self.set = False
+        if install:
+            import signal
+
+            signal.signal(signal.SIGTERM, self._on_term)
+
+    def _on_term(self, *_: Any) -> None:
+        self.set = True
+
+    def __bool__(self) -> bool:
+        return self.set
+
+    def __call__(self) -> bool:
+        return self.set
 
 
 def load_params(argv: list[str] | None = None) -> dict[str, Any]:

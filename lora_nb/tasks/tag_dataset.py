@@ -7,19 +7,12 @@ Stop (SIGTERM) ends after the current batch.
 """
 from __future__ import annotations
 
-import signal
 import sys
 from collections import Counter
 from typing import Any
 
-from .report import Reporter, load_params
+from .report import Reporter, StopFlag, load_params
 
-_stop = False
-
-
-def _on_term(*_: Any) -> None:
-    global _stop
-    _stop = True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..tagging.pipeline import Tagger
     from ..workspace import Workspace
 
-    signal.signal(signal.SIGTERM, _on_term)
+    stop = StopFlag()
     p = load_params(argv)
     ws = Workspace(p["workspace"])
     rep = Reporter(unit="img")
@@ -78,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         rep.progress(done, phase="tagging", infer_s=round(stats.infer_s, 4), wait_s=round(stats.wait_s, 4))
 
     try:
-        for _ in tagger.run(todo, on_batch=on_batch, should_stop=lambda: _stop):
+        for _ in tagger.run(todo, on_batch=on_batch, should_stop=stop):
             pass
     finally:
         written = writer.finish()
-    if _stop:
+    if stop:
         rep.message(f"stopped after {done} of {len(todo)} images; {written} captions written, each one whole", "warning")
         return 143
     top = ", ".join(f"{t} ({n})" for t, n in counts.most_common(15))
