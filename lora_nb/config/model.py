@@ -167,7 +167,25 @@ class TrainingConfig(BaseModel):
     sample_sampler: str = _f("euler_a", "advanced", "Sampler", "For SD/SDXL samples.")
     log_with: Literal["tensorboard"] | None = _f("tensorboard", "advanced", "Logging", "TensorBoard logs in the run folder.")
 
+    # -- expert: passed to the engine as they are (not in the form) ---------------
+    engine_options: dict[str, str | int | float | bool | list[str]] = _f(
+        {}, "expert", "Extra engine options",
+        "Options lora-nb has no field for, passed through: sd-scripts option names for kohya (checked against the "
+        "script's option list), 'section.key' paths of the job YAML for ai-toolkit (e.g. 'model.low_vram').")
+
     # -- validators ---------------------------------------------------------------
+    @field_validator("engine_options")
+    @classmethod
+    def _engine_options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from ..settings import looks_secret
+
+        for key, value in v.items():
+            if not key or not all(part.replace("_", "").isalnum() for part in key.split(".")):
+                raise ValueError(f"'{key}' is not an option name")
+            if looks_secret(key, value if isinstance(value, str) else None):
+                raise ValueError(f"'{key}' looks like a secret; tokens go in the environment, never in a config")
+        return v
+
     @field_validator("resolution", mode="before")
     @classmethod
     def _resolution(cls, v: Any) -> str:
@@ -318,8 +336,10 @@ class TrainingConfig(BaseModel):
 
     @classmethod
     def ui_schema(cls) -> dict[str, Any]:
-        """JSON schema with per-field ``section``, ``label``, ``families`` for form generation."""
-        return cls.model_json_schema()
+        """JSON schema with per-field ``section``, ``label``, ``families`` for form generation (expert fields left out)."""
+        schema = cls.model_json_schema()
+        schema["properties"] = {k: v for k, v in schema["properties"].items() if v.get("section") != "expert"}
+        return schema
 
     @classmethod
     def from_kohya_toml(cls, path: str | Path, **overrides: Any) -> "TrainingConfig":

@@ -128,6 +128,15 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
                              "seed": int(cfg.seed or 42), "walk_seed": True, "guidance_scale": 4.0, "sample_steps": 20}
     else:
         train["disable_sampling"] = True
+    for path, value in cfg.engine_options.items():
+        head, *rest = path.split(".")
+        if head not in ("network", "save", "train", "model", "sample", "logging") or not rest:
+            raise ConfigError(f"engine_options: '{path}' is not a section.key path of ai-toolkit's job (network, save, train, model, "
+                              "sample, logging).", fix="For example 'model.low_vram' or 'train.ema_config'.")
+        node = process.setdefault(head, {})
+        for part in rest[:-1]:
+            node = node.setdefault(part, {})
+        node[rest[-1]] = value
     job = {"job": "extension", "config": {"name": cfg.output_name, "process": [process]},
            "meta": {"name": "[name]", "version": "1.0", **({"training_comment": cfg.training_comment} if cfg.training_comment else {})}}
     _refuse_env_syntax(job)

@@ -125,6 +125,14 @@ def render_training(cfg: "TrainingConfig", dataset_toml: Path, output_dir: Path,
         flat.pop("sample_every_n_epochs", None)
         flat.pop("sample_every_n_steps", None)
         flat.pop("sample_sampler", None)
+    managed = {"dataset_config", "output_dir", "logging_dir", "sample_prompts", "network_module", "config_file"}
+    for key, value in cfg.engine_options.items():
+        if key not in accepted:
+            raise ConfigError(f"engine_options: '{key}' is not an option of {script}.",
+                              fix="Use sd-scripts' own option names (ENGINES.md Appendix A, or `python {script} --help`).")
+        if key in managed:
+            raise ConfigError(f"engine_options: lora-nb sets '{key}' itself for every run.", fix="Remove it from engine_options.")
+        flat[key] = value
     unknown = set(flat) - accepted
     if unknown:  # a lora-nb bug, never the user's: fail before the engine does
         raise ConfigError(f"Internal error: {sorted(unknown)} are not options of {script}.", fix="Please report this.")

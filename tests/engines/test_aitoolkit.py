@@ -200,3 +200,11 @@ def test_exit_zero_without_final_lora_is_a_failure(ws, dataset, standin_aitoolki
     job = ws.jobs.submit_training(aitk_cfg())
     assert job.wait(60) is JobStatus.FAILED and job.exit_code == 0
     assert "final LoRA" in (job.error or "")
+
+
+def test_engine_options_are_section_paths():
+    cfg = AITK_CONFIGS["flux_aitk"].model_copy(update={"engine_options": {"model.low_vram": True, "train.ema_config.use_ema": True}})
+    proc = render_job(cfg, FOLDERS, 100, None, Path("/RUN/output"), None)["config"]["process"][0]
+    assert proc["model"]["low_vram"] is True and proc["train"]["ema_config"] == {"use_ema": True}
+    with pytest.raises(ConfigError, match="not a section.key path"):
+        render_job(cfg.model_copy(update={"engine_options": {"training_folder": "/x"}}), FOLDERS, 100, None, Path("/o"), None)

@@ -77,3 +77,18 @@ def test_scripts_per_family():
     assert SCRIPTS["sdxl"][:2] == ("sdxl_train_network.py", "networks.lora")
     assert SCRIPTS["flux"][:2] == ("flux_train_network.py", "networks.lora_flux")
     assert SCRIPTS["sd3"][:2] == ("sd3_train_network.py", "networks.lora_sd3")
+
+
+def test_engine_options_pass_through_and_are_checked():
+    from lora_nb.errors import ConfigError
+
+    cfg = CONFIGS["sd15"].model_copy(update={"engine_options": {"tokenizer_cache_dir": "/opt/tok", "max_token_length": 150}})
+    train = render_training(cfg, Path("/RUN/dataset.toml"), Path("/RUN/output"), Path("/RUN/logs"), None)
+    flat = {k: v for section in train.values() for k, v in section.items()}
+    assert flat["tokenizer_cache_dir"] == "/opt/tok" and flat["max_token_length"] == 150
+    for bad, message in (({"no_such_option": 1}, "is not an option of train_network.py"), ({"output_dir": "/x"}, "sets 'output_dir' itself")):
+        with pytest.raises(ConfigError, match=message):
+            render_training(CONFIGS["sd15"].model_copy(update={"engine_options": bad}), Path("/d"), Path("/o"), Path("/l"), None)
+    with pytest.raises(ConfigError, match="looks like a secret"):
+        TrainingConfig(dataset="x", engine_options={"hub_token": "hf_abcdefghijklmnopqrstuvwx"})
+    assert "engine_options" not in TrainingConfig.ui_schema()["properties"]
