@@ -53,3 +53,13 @@ def test_secrets_are_refused_and_never_written(ws, key, value):
         if f.exists():
             assert value.encode() not in f.read_bytes() or value == "x"
     assert key not in ws.settings.all()
+
+
+def test_secret_names_are_credentials_not_option_names_that_contain_token():
+    from lora_nb.settings import looks_secret
+
+    for name in ("HF_TOKEN", "CIVITAI_TOKEN", "hub_token", "api_key", "AWS_SECRET_ACCESS_KEY", "password", "auth_token"):
+        assert looks_secret(name), name
+    for name in ("tokenizer_cache_dir", "max_token_length", "TOKENIZERS_PARALLELISM", "keep_tokens"):
+        assert not looks_secret(name), name
+    assert looks_secret("anything", "hf_abcdefghijklmnopqrstuvwxyz12")
