@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
 
 # a name that *is* a credential: HF_TOKEN, civitai_api_key, AWS_SECRET_ACCESS_KEY ... but not tokenizer_cache_dir
 # or max_token_length (option names that merely contain "token")
-_SECRET_KEY = re.compile(r"secret|password|passwd|credential|(^|[_-])(auth_?)?(token|api[_-]?key|access[_-]?key)s?$", re.I)
+_SECRET_KEY = re.compile(r"secret|password|passwd|credential|(^|[_-])(auth_?)?(token|api[_-]?keys?|access[_-]?keys?)$", re.I)
 _SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|[0-9a-f]{32})\b")   # HF tokens; Civitai keys are 32 hex (a 40-hex git commit or a 64-hex sha256 is not a secret)
 
 
