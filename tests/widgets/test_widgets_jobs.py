@@ -1,0 +1,161 @@
+"""JobsPanel and JobMonitor on real supervised jobs. The trainer is the STAND-IN engine
+(tests/standin_engine.py: a process that prints a kohya-style tqdm bar with avr_loss, epoch lines
+and checkpoint lines; not a real trainer), parsed by the real kohya parser."""
+from __future__ import annotations
+
+import time
+
+import lora_nb
+from lora_nb.jobs.events import JobStatus
+from lora_nb.widgets import JobMonitor, JobsPanel
+from lora_nb.widgets import jobs as jobs_mod
+from support import standin, wait_for
+
+
+def _submit(ws, *args, name="run", parser="kohya"):
+    return ws.jobs.submit_command(standin(*args), name=name, parser=parser, kind="training", uses_gpu=False)
+
+
+def test_monitor_follows_a_run_to_the_end(ws, tmp_path):
+    job = _submit(ws, "--steps", "30", "--epochs", "2", "--delay", "0.03", "--out", str(tmp_path / "out"))
+    m = JobMonitor(ws, job)
+    wait_for(lambda: 0 < m.bar.value < 1 and len(m.chart.points) >= 2, timeout=60)
+    assert "step " in m.stats.value and "loss" in m.stats.value and not m.stop_button.disabled
+    assert "steps:" in m.log_view.value
+    assert job.wait(60) is JobStatus.SUCCEEDED
+    wait_for(lambda: m.bar.value == 1.0 and "succeeded" in m.title.value, timeout=10)
+    m.throttle.flush()
+    assert m.stop_button.disabled and not m.rerun_button.disabled and m.resume_button.disabled
+    assert m.chart.points == sorted(m.chart.points) and 'class="lnb-loss-svg"' in m.chart.value
+    assert "model.safetensors" in m.artifacts_view.value or "[checkpoint]" in m.artifacts_view.value, m.artifacts_view.value
+    m.detach()
+
+
+def test_stop_from_the_monitor(ws):
+    job = _submit(ws, "--steps", "2000", "--delay", "0.05")
+    m = JobMonitor(ws, job)
+    wait_for(lambda: job.status is JobStatus.RUNNING and (job.progress.step or 0) > 0, timeout=60)
+    m.stop_button.click()
+    m.runner.idle(30)
+    assert job.status is JobStatus.STOPPED
+    wait_for(lambda: "stopped" in m.title.value and m.stop_button.disabled, timeout=10)
+    m.detach()
+
+
+def test_a_busy_log_is_drawn_at_a_bounded_rate_with_a_bounded_tail(ws):
+    job = _submit(ws, "--flood", "100000", name="flood", parser="plain")
+    m = JobMonitor(ws, job, rate=5.0)
+    start = time.monotonic()
+    assert job.wait(60) is JobStatus.SUCCEEDED
+    wait_for(lambda: "succeeded" in m.title.value, timeout=10)
+    elapsed = time.monotonic() - start
+    assert m.throttle.calls <= elapsed * 5 + 3, (m.throttle.calls, elapsed)
+    assert m.log_view.value.count("\n") < jobs_mod.LOG_LINES
+    m.detach()
+
+
+def test_another_kernel_attaches_to_a_running_job(ws, tmp_path):
+    job = _submit(ws, "--steps", "400", "--delay", "0.03", name="started-elsewhere")
+    wait_for(lambda: (job.progress.step or 0) > 2, timeout=60)
+    other = lora_nb.Workspace(ws.root)                 # what a fresh kernel (or a reloaded Voila page) opens
+    panel = JobsPanel(other, auto_refresh=0)
+    assert panel.table.value == job.id and "started-elsewhere" in panel.table.label
+    m = panel.monitor
+    first = m.bar.value
+    wait_for(lambda: m.bar.value > first and m.chart.points, timeout=60)
+    assert "running" in m.title.value
+    panel.refresh()
+    job.stop(grace=5)
+    wait_for(lambda: "stopped" in m.title.value, timeout=15)
+    panel.close()
+
+
+def test_loss_curve_is_rebuilt_from_the_log_after_a_restart(ws):
+    job = _submit(ws, "--steps", "25", "--delay", "0.01")
+    assert job.wait(60) is JobStatus.SUCCEEDED
+    jobs_mod._HISTORY.pop(job.id, None)                 # a new kernel has no history in memory
+    m = JobMonitor(lora_nb.Workspace(ws.root))
+    m.attach(job.id)
+    m.runner.idle()
+    wait_for(lambda: len(m.chart.points) >= 10, timeout=10)
+    assert [s for s, _ in m.chart.points] == sorted({s for s, _ in m.chart.points})
+    m.detach()
+
+
+def test_rerun_and_resume(ws):
+    job = _submit(ws, "--steps", "5", "--delay", "0.01", name="again")
+    assert job.wait(60) is JobStatus.SUCCEEDED
+    started = []
+    m = JobMonitor(ws, job, on_new_job=started.append)
+    m.resume_button.click()                            # disabled in the UI; a direct click still explains itself
+    assert m.banner.kind == "error" and "saved no resumable state" in m.banner.text
+    m.rerun_button.click()
+    assert started and started[0].id != job.id and started[0].name == "again"
+    assert started[0]._record().argv == job._record().argv and m.job.id == started[0].id
+    assert started[0].wait(60) is JobStatus.SUCCEEDED
+    m.detach()
+
+
+def test_jobs_panel_lists_filters_and_deletes(ws):
+    a = _submit(ws, "--steps", "3", "--delay", "0.01", name="first")
+    assert a.wait(60) is JobStatus.SUCCEEDED
+    p = JobsPanel(ws, auto_refresh=0)
+    assert [v for _, v in p.table.options] == [a.id]
+    p.filter.value = "active"
+    assert p.table.options == ()
+    p.filter.value = "finished"
+    p.table.value = a.id
+    p.delete_button.click()
+    assert p.banner.kind == "info" and ws.jobs.list() == [] and not a.run_dir.exists()
+    p.close()
+
+
+def test_loss_svg_is_bounded():
+    pts = [(i, 1.0 / (i + 1)) for i in range(50_000)]
+    svg = jobs_mod.loss_svg(pts, max_drawn=300)
+    assert svg.count(",") < 700 and 'data-last-step="49999"' in svg
+    assert "no loss values yet" in jobs_mod.loss_svg([])
+
+
+def test_file_links(tmp_path, monkeypatch):
+    f = tmp_path / "runs" / "x" / "lora.safetensors"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"12345")
+    monkeypatch.delenv("LORA_NB_FILES_URL", raising=False)
+    assert "<a " not in jobs_mod.file_link(f, tmp_path) and "5 B" in jobs_mod.file_link(f, tmp_path)
+    monkeypatch.setenv("LORA_NB_FILES_URL", "/voila/files/ws/")
+    assert 'href="/voila/files/ws/runs/x/lora.safetensors" download' in jobs_mod.file_link(f, tmp_path)
+
+
+SAMPLER = r'''
+import io, json, sys, time
+from pathlib import Path
+from PIL import Image
+out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+for i in range(3):
+    p = out / f"sample_{i}.png"
+    Image.new("RGB", (32, 32), (80 * i, 0, 0)).save(p)
+    print("@@lora-nb " + json.dumps({"event": "progress", "step": i + 1, "total_steps": 3, "loss": 1.0 / (i + 1)}), flush=True)
+    print("@@lora-nb " + json.dumps({"event": "artifact", "path": str(p), "kind": "sample"}), flush=True)
+    time.sleep(0.3)
+(out / "final.safetensors").write_bytes(b"x" * 10)
+print("@@lora-nb " + json.dumps({"event": "artifact", "path": str(out / "final.safetensors"), "kind": "lora"}), flush=True)
+'''
+
+
+def test_samples_and_artifacts_appear_as_they_are_written(ws, tmp_path):
+    """A small process that reports through the task protocol (a stand-in, not a trainer)."""
+    import sys
+
+    script = tmp_path / "sampler.py"
+    script.write_text(SAMPLER)
+    job = ws.jobs.submit_command([sys.executable, str(script), str(ws.runs_dir / "samples-out")], name="sampler",
+                                 parser="task", uses_gpu=False)
+    m = JobMonitor(ws, job)
+    wait_for(lambda: any(img.layout.display != "none" for img in m.sample_images), timeout=60)
+    assert job.wait(60) is JobStatus.SUCCEEDED
+    wait_for(lambda: sum(img.layout.display != "none" for img in m.sample_images) == 3 and "final.safetensors" in m.artifacts_view.value,
+             timeout=10)
+    assert all(img.value[:4] == b"\x89PNG" for img in m.sample_images[:3])
+    assert "[lora]" in m.artifacts_view.value and "[sample]" in m.artifacts_view.value
+    m.detach()

@@ -1,0 +1,319 @@
+"""Shared bits of the panels: the one-sentence error banner, a rate limiter for updates that come
+from background threads, a small background runner, and formatting helpers.
+
+>>> from lora_nb.widgets.common import one_sentence, fmt_bytes
+>>> one_sentence(ValueError("bad value\\nTraceback ..."))
+'bad value'
+>>> fmt_bytes(1536)
+'1.5 KB'
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import ipywidgets as W
+from ipywidgets.widgets.widget_bool import CheckboxStyle, ToggleButtonStyle
+from ipywidgets.widgets.widget_string import HTMLStyle, TextStyle
+
+__all__ = ["ErrorBanner", "Throttle", "Runner", "one_sentence", "fmt_bytes", "fmt_duration", "css", "image_bytes",
+           "JobLine", "esc", "HTMLStyle", "TextStyle", "CheckboxStyle", "ToggleButtonStyle"]
+
+
+def esc(text: Any) -> str:
+    """HTML-escape ``text`` (everything a panel shows from files or logs goes through this)."""
+    import html
+
+    return html.escape(str(text), quote=True)
+
+
+def one_sentence(error: BaseException | str) -> str:
+    """The message a person sees for ``error``: lora-nb errors as written (sentence + fix), others as their
+    first line (never a traceback)."""
+    from lora_nb.errors import LoraNbError
+
+    if isinstance(error, str):
+        text = error
+    elif isinstance(error, LoraNbError):
+        text = str(error)
+    else:
+        text = str(error) or type(error).__name__
+        if not isinstance(error, (ValueError, OSError, LookupError)):
+            text = f"{type(error).__name__}: {text}"
+    first = text.strip().splitlines()[0] if text.strip() else "Something went wrong."
+    return first[:400]
+
+
+def css(widget: W.Widget, *classes: str) -> W.Widget:
+    """Add CSS classes (the ``lnb-*`` hooks the browser tests use); returns the widget."""
+    for c in classes:
+        widget.add_class(c)
+    return widget
+
+
+class ErrorBanner(W.HTML):
+    """One line under a panel's title: an error (red), a success note (green) or nothing.
+
+    >>> b = ErrorBanner(); b.error(ValueError("no such thing")); b.text
+    'no such thing'
+    """
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(value="", **kw)
+        self.text = ""
+        self.kind = ""
+        self.add_class("lnb-banner")
+
+    def error(self, error: BaseException | str) -> None:
+        self._show(one_sentence(error), "error", "#b00020")
+
+    def info(self, text: str) -> None:
+        self._show(text, "info", "#1b5e20")
+
+    def clear(self) -> None:
+        self.text, self.kind, self.value = "", "", ""
+
+    def _show(self, text: str, kind: str, colour: str) -> None:
+        self.text, self.kind = text, kind
+        self.value = f'<div class="lnb-{kind}" style="color:{colour};padding:2px 0">{esc(text)}</div>'
+
+    def guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap a button handler so that any exception it raises is shown here as one sentence."""
+        def wrapped(*a: Any, **kw: Any) -> Any:
+            try:
+                return fn(*a, **kw)
+            except Exception as e:  # shown, never raised into the kernel's output
+                self.error(e)
+                return None
+        wrapped.__name__ = getattr(fn, "__name__", "handler")
+        return wrapped
+
+
+class Throttle:
+    """Call ``fn()`` at most ``rate`` times a second, however often ``trigger()`` is called, from any thread.
+
+    Triggers inside the quiet interval are folded into one call at its end, so the last state
+    is always drawn. ``fn`` runs in the triggering thread or in a short timer thread, never
+    concurrently with itself.
+
+    >>> calls = []
+    >>> t = Throttle(lambda: calls.append(1), rate=5)
+    >>> for _ in range(100): t.trigger()
+    >>> t.flush(); len(calls) <= 3
+    True
+    """
+
+    def __init__(self, fn: Callable[[], Any], rate: float = 10.0) -> None:
+        self.fn = fn
+        self.interval = 1.0 / rate
+        self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._last = 0.0
+        self._timer: threading.Timer | None = None
+        self.calls = 0
+        self.errors: list[BaseException] = []
+
+    def trigger(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                return
+            wait = self._last + self.interval - time.monotonic()
+            if wait > 0:
+                self._timer = threading.Timer(wait, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+            self._last = time.monotonic()
+        self._call()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._last = time.monotonic()
+        self._call()
+
+    def _call(self) -> None:
+        with self._run_lock:
+            self.calls += 1
+            try:
+                self.fn()
+            except Exception as e:  # a drawing error must not kill the follower thread
+                self.errors.append(e)
+
+    def flush(self) -> None:
+        """Run a pending call now (tests, and before a panel is closed)."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            self._call()
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+
+class Runner:
+    """Runs slow calls (imports, thumbnails, reports) off the kernel's thread, one at a time per panel.
+
+    Errors go to ``banner`` as one sentence. ``idle()`` waits until everything submitted is done (tests).
+    """
+
+    def __init__(self, banner: ErrorBanner | None = None, name: str = "lnb") -> None:
+        self.banner = banner
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: list[Future] = []
+        self._lock = threading.Lock()
+        self._latest: dict[str, tuple[Callable[..., Any], tuple[Any, ...], Callable[[Any], Any] | None]] = {}
+        self._draining: set[str] = set()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], Any] | None = None, **kw: Any) -> Future:
+        def work() -> Any:
+            try:
+                result = fn(*args, **kw)
+                if on_done is not None:
+                    on_done(result)
+                return result
+            except Exception as e:
+                if self.banner is not None:
+                    self.banner.error(e)
+                raise
+        fut = self._pool.submit(work)
+        with self._lock:
+            self._pending = [f for f in self._pending if not f.done()] + [fut]
+        return fut
+
+    def latest(self, key: str, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], Any] | None = None) -> None:
+        """Run ``fn(*args)`` soon, but only the newest request per ``key``: requests that arrive while one
+        is waiting replace it (typing in a box, flipping pages), so slow work never piles up."""
+        with self._lock:
+            self._latest[key] = (fn, args, on_done)
+            if key in self._draining:
+                return
+            self._draining.add(key)
+        self._pool_submit(self._drain, key)
+
+    def _drain(self, key: str) -> None:
+        while True:
+            with self._lock:
+                item = self._latest.pop(key, None)
+                if item is None:
+                    self._draining.discard(key)
+                    return
+            fn, args, on_done = item
+            try:
+                result = fn(*args)
+                if on_done is not None:
+                    on_done(result)
+            except Exception as e:
+                if self.banner is not None:
+                    self.banner.error(e)
+
+    def _pool_submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        fut = self._pool.submit(fn, *args)
+        with self._lock:
+            self._pending = [f for f in self._pending if not f.done()] + [fut]
+
+    def idle(self, timeout: float = 30.0) -> None:
+        """Wait for every submitted call to finish (their errors are already on the banner)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = [f for f in self._pending if not f.done()]
+            if not pending:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("background work did not finish")
+            try:
+                pending[0].result(timeout=left)
+            except Exception:
+                pass
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``3725`` -> ``'1:02:05'``; None -> ``'?'``."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def image_bytes(path: Path | None) -> bytes:
+    """The file's bytes, or b'' when it cannot be read (a cell then shows an empty image)."""
+    if path is None:
+        return b""
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return b""
+
+
+class JobLine(W.HBox):
+    """A compact live view of one job: progress bar, 'step/total', rate, status. Updated at a bounded rate
+    from the job's follower thread; ``on_final(job)`` runs once when the job ends."""
+
+    def __init__(self, rate: float = 4.0, on_final: Callable[[Any], Any] | None = None) -> None:
+        self.bar = css(W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="240px")), "lnb-job-line-bar")
+        self.label = W.HTML("")
+        super().__init__([self.bar, self.label])
+        self.add_class("lnb-job-line")
+        self.job: Any = None
+        self.on_final = on_final
+        self._unsub: Callable[[], None] | None = None
+        self._final_seen = False
+        self.throttle = Throttle(self.refresh, rate)
+
+    def attach(self, job: Any) -> None:
+        self.detach()
+        self.job = job
+        self._final_seen = False
+        self.refresh()
+        self._unsub = job.subscribe(lambda events: self.throttle.trigger())
+
+    def detach(self) -> None:
+        if self._unsub is not None:
+            self._unsub()
+            self._unsub = None
+        self.throttle.cancel()
+
+    def refresh(self) -> None:
+        job = self.job
+        if job is None:
+            return
+        status = job.status
+        p = job.progress
+        frac = p.fraction
+        self.bar.value = 1.0 if status.value == "succeeded" else (frac or 0.0)
+        self.bar.bar_style = {"succeeded": "success", "failed": "danger", "stopped": "warning"}.get(status.value, "info")
+        parts = [status.value]
+        if p.step is not None:
+            parts.append(f"{p.step}/{p.total_steps or '?'}")
+        if p.rate:
+            parts.append(f"{p.rate:.2f} {p.rate_unit or 'it/s'}")
+        if p.eta is not None and not status.is_final:
+            parts.append(f"ETA {fmt_duration(p.eta)}")
+        if status.value == "failed" and job.error:
+            parts.append(one_sentence(job.error))
+        self.label.value = esc(" · ".join(parts))
+        if status.is_final and not self._final_seen:
+            self._final_seen = True
+            if self.on_final is not None:
+                self.on_final(job)

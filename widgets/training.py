@@ -1,0 +1,426 @@
+"""TrainingPanel: a form generated from ``TrainingConfig.ui_schema()`` (basic and advanced sections),
+validation messages next to each field, a live step calculator and time estimate, presets, the
+dataset report, the engine's status with its fix, and Start, which queues the run as a job.
+
+>>> import lora_nb, tempfile
+>>> from lora_nb.widgets import TrainingPanel
+>>> p = TrainingPanel(lora_nb.Workspace(tempfile.mkdtemp()))
+>>> p.fields["network_dim"].widget.value = 0; p.validate()
+{'network_dim': 'Input should be greater than or equal to 1'}
+>>> p.start_button.disabled
+True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import ipywidgets as W
+
+from .common import HTMLStyle, ErrorBanner, Runner, Throttle, css, esc, one_sentence
+
+__all__ = ["TrainingPanel", "Field", "build_field"]
+
+_MODEL_PATH_FIELDS = {"pretrained_model_name_or_path": ("checkpoint", "diffusers", "unet"), "vae": ("vae",),
+                      "clip_l": ("text_encoder",), "clip_g": ("text_encoder",), "t5xxl": ("text_encoder",), "ae": ("vae",)}
+
+
+@dataclass
+class Field:
+    """One form row: the input widget, how to read it, and the message shown beside it."""
+
+    name: str
+    kind: str                     # bool | int | float | number | str | enum | list | dataset
+    nullable: bool
+    widget: W.Widget
+    error: W.HTML
+    row: W.Widget
+    section: str
+    families: list[str] | None
+    default: Any
+    help: str = ""
+    message: str = ""             # the validation message shown now ('' when the value is fine)
+
+    def show(self, message: str) -> None:
+        """Show ``message`` in red beside the field, or the field's help in grey when it is ''."""
+        self.message = message
+        if message:
+            self.error.value = f'<span class="lnb-error-text" style="color:#b00020">{esc(message)}</span>'
+        else:
+            self.error.value = f'<span class="lnb-help" style="color:#777;font-size:11px">{esc(self.help)}</span>' if self.help else ""
+
+    def get(self) -> Any:
+        """The field's value as TrainingConfig expects it; raises ValueError with a short message."""
+        v = self.widget.value
+        if self.kind in ("bool", "enum"):
+            return None if v == "(none)" else v
+        if self.kind == "list":
+            return [line.strip() for line in str(v).replace(",", "\n" if self.name == "trigger_words" else ",").splitlines()
+                    if line.strip()]
+        if self.kind == "dataset":
+            return v or ""
+        if self.kind in ("int", "float") and not self.nullable:
+            return v
+        text = str(v).strip()
+        if text == "":
+            if self.nullable:
+                return None
+            if self.kind == "str":
+                return ""
+            raise ValueError("Enter a value")
+        if self.kind == "str":
+            return text
+        try:
+            if self.kind == "int":
+                return int(text)
+            if self.kind == "float":
+                return float(text)
+            return int(text) if text.lstrip("-").isdigit() else float(text)   # int | float
+        except ValueError:
+            raise ValueError("Enter a number") from None
+
+    def set(self, value: Any) -> None:
+        if self.kind == "list":
+            self.widget.value = "\n".join(str(x) for x in (value or []))
+        elif self.kind == "enum":
+            self.widget.value = "(none)" if value is None else value
+        elif self.kind == "dataset":
+            value = value if isinstance(value, str) else ""
+            if value and value not in self.widget.options:
+                self.widget.options = list(self.widget.options) + [value]
+            self.widget.value = value if value in self.widget.options else None
+        elif self.kind in ("int", "float") and not self.nullable:
+            self.widget.value = value
+        elif self.kind == "bool":
+            self.widget.value = bool(value)
+        else:
+            self.widget.value = "" if value is None else str(value)
+
+
+def _types(prop: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    alts = prop.get("anyOf") or [prop]
+    return [a for a in alts if a.get("type") != "null"], any(a.get("type") == "null" for a in alts)
+
+
+def _one(shared: dict[str, Any], key: str, make: Callable[[], Any]) -> Any:
+    """The form's shared object ``key``, made on first use."""
+    if key not in shared:
+        shared[key] = make()
+    return shared[key]
+
+
+def build_field(name: str, prop: dict[str, Any], choices: dict[str, list[str]] | None = None,
+                shared: dict[str, W.Widget] | None = None) -> Field:
+    """A form row for one schema property (``choices`` overrides the options of free-text fields).
+
+    ``shared`` holds Layout/style objects that every row of a form re-uses, so a form of 100 fields
+    opens a few hundred widget models in the browser, not a thousand."""
+    alts, nullable = _types(prop)
+    label = prop.get("label") or prop.get("title") or name
+    help_text = prop.get("description", "")
+    default = prop.get("default")
+    if shared is None:
+        shared = {}
+    from ipywidgets.widgets.widget_bool import CheckboxStyle
+    from ipywidgets.widgets.widget_description import DescriptionStyle
+    from ipywidgets.widgets.widget_string import TextStyle
+
+    style = _one(shared, "style", lambda: DescriptionStyle(description_width="190px"))              # Dropdown, IntText, FloatText
+    text_style = _one(shared, "text_style", lambda: TextStyle(description_width="190px"))          # Text, Textarea, Combobox
+    layout = _one(shared, "layout", lambda: W.Layout(width="470px"))
+    enum = None
+    for a in alts:
+        if "enum" in a:
+            enum = list(a["enum"])
+        elif "const" in a:
+            enum = [a["const"]]
+    types = {a.get("type") for a in alts}
+    choices = choices or {}
+    if name == "dataset":
+        kind = "dataset"
+        widget = W.Dropdown(description=label, options=choices.get("dataset", []), value=None, style=style, layout=layout)
+    elif enum is not None or name in choices:
+        kind = "enum"
+        opts = list(choices.get(name, enum or []))
+        if nullable:
+            opts.append("(none)")
+        if default is not None and default not in opts:
+            opts.insert(0, default)
+        widget = W.Dropdown(description=label, options=opts, value="(none)" if default is None else default, style=style, layout=layout)
+    elif types == {"boolean"}:
+        kind = "bool"
+        widget = W.Checkbox(description=label, value=bool(default), indent=True, layout=layout,
+                            style=_one(shared, "check_style", lambda: CheckboxStyle(description_width="190px")))
+    elif types == {"array"}:
+        kind = "list"
+        widget = W.Textarea(description=label, value="\n".join(map(str, default or [])), placeholder="one per line",
+                            style=text_style, layout=_one(shared, "area_layout", lambda: W.Layout(width="470px", height="60px")),
+                            continuous_update=False)
+    elif types == {"integer"} and not nullable:
+        kind = "int"
+        widget = W.IntText(description=label, value=default or 0, style=style, layout=layout, continuous_update=False)
+    elif types == {"number"} and not nullable:
+        kind = "float"
+        widget = W.FloatText(description=label, value=default or 0.0, style=style, layout=layout, continuous_update=False)
+    else:
+        kind = {frozenset({"integer"}): "int", frozenset({"number"}): "float", frozenset({"string"}): "str"}.get(
+            frozenset(types), "number")
+        if name in _MODEL_PATH_FIELDS:
+            widget = W.Combobox(description=label, value="" if default is None else str(default),
+                                options=choices.get(f"paths:{name}", []), ensure_option=False, style=text_style, layout=layout,
+                                placeholder="path, or pick a model from the workspace", continuous_update=False)
+        else:
+            widget = W.Text(description=label, value="" if default is None else str(default), style=text_style, layout=layout,
+                            placeholder="(empty: not set)" if nullable else "", continuous_update=False)
+    widget.tooltip = help_text
+    error = css(W.HTML("", layout=_one(shared, "msg_layout", lambda: W.Layout(margin="0 0 0 8px", max_width="480px")),
+                       style=_one(shared, "msg_style", HTMLStyle)),
+                "lnb-field-error")
+    row = css(W.HBox([widget, error]), "lnb-field", f"lnb-field-{name}")
+    field = Field(name, kind, nullable, widget, error, row, prop.get("section", "advanced"), prop.get("families"), default, help_text)
+    field.show("")
+    return field
+
+
+class TrainingPanel(W.VBox):
+    """Configure and start a LoRA training run."""
+
+    def __init__(self, ws: Any = None, on_submit: Callable[[Any], Any] | None = None, dataset: str | None = None) -> None:
+        import lora_nb
+        from lora_nb.config.model import OPTIMIZERS, SCHEDULERS, TrainingConfig
+
+        self.ws = ws if ws is not None else lora_nb.Workspace()
+        self.on_submit = on_submit
+        self.TrainingConfig = TrainingConfig
+        self.banner = ErrorBanner()
+        self.runner = Runner(self.banner, "lnb-training")
+        g = self.banner.guard
+        self.job: Any = None
+        self.errors: dict[str, str] = {}
+        self.estimate: Any = None
+        self._loading = False
+
+        choices: dict[str, list[str]] = {"optimizer_type": list(OPTIMIZERS), "lr_scheduler": list(SCHEDULERS),
+                                         "dataset": self._dataset_names()}
+        choices.update(self._model_paths())
+        schema = TrainingConfig.ui_schema()
+        self.fields: dict[str, Field] = {}
+        shared: dict[str, W.Widget] = {}
+        for name, prop in schema["properties"].items():
+            self.fields[name] = build_field(name, prop, choices, shared)
+        self.validate_throttle = Throttle(self.validate, rate=4.0)
+        for f in self.fields.values():
+            f.widget.observe(self._changed, names="value")
+
+        self.cross_error = css(W.HTML(""), "lnb-cross-error")
+        self.steps_label = css(W.HTML(""), "lnb-steps")
+        self.engine_status = css(W.HTML(""), "lnb-engine-status")
+        self.engine_button = W.Button(description="Check engine", icon="refresh")
+        self.preset_select = css(W.Dropdown(description="Preset", options=[], style={"description_width": "60px"}), "lnb-preset-select")
+        self.preset_load = css(W.Button(description="Load", icon="folder-open"), "lnb-preset-load")
+        self.preset_name = css(W.Text(placeholder="preset name", layout=W.Layout(width="180px")), "lnb-preset-name")
+        self.preset_save = css(W.Button(description="Save preset", icon="save"), "lnb-preset-save")
+        self.report_button = css(W.Button(description="Check dataset", icon="check"), "lnb-train-report-btn")
+        self.report_view = css(W.HTML(""), "lnb-train-report")
+        self.start_button = css(W.Button(description="Start training", button_style="success", icon="play"), "lnb-train-start")
+        self.preset_load.on_click(g(self._load_preset))
+        self.preset_save.on_click(g(self._save_preset))
+        self.report_button.on_click(g(self._report))
+        self.engine_button.on_click(g(lambda _: self.check_engine()))
+        self.start_button.on_click(g(self.start))
+        self.fields["engine"].widget.observe(lambda ch: self.banner.guard(self.check_engine)(), names="value")
+        self.fields["model_family"].widget.observe(lambda ch: self._family_changed(), names="value")
+
+        basic = [f.row for f in self.fields.values() if f.section == "basic"]
+        advanced = [f.row for f in self.fields.values() if f.section != "basic"]
+        self.advanced = W.Accordion(children=[W.VBox(advanced)], selected_index=None)
+        self.advanced.set_title(0, "Advanced settings")
+        super().__init__([
+            W.HTML("<h3 style='margin:4px 0'>Training</h3>"), self.banner,
+            W.HBox([self.preset_select, self.preset_load, self.preset_name, self.preset_save]),
+            W.HBox([W.HTML("<b>Engine:</b>&nbsp;"), self.engine_status, self.engine_button]),
+            self.cross_error, W.VBox(basic), self.advanced,
+            W.HBox([W.HTML("<b>Steps:</b>&nbsp;"), self.steps_label]),
+            W.HBox([self.report_button, self.start_button]), self.report_view,
+        ])
+        self.add_class("lnb-training")
+        self._family_changed()
+        g(self.refresh)(dataset)
+        g(self.check_engine)()
+
+    # -- choices -------------------------------------------------------------------------
+    def _dataset_names(self) -> list[str]:
+        try:
+            return self.ws.datasets.names()
+        except Exception:
+            return []
+
+    def _model_paths(self) -> dict[str, list[str]]:
+        try:
+            entries = self.ws.models.list()
+        except Exception:   # the model library is optional here: the fields still take typed paths
+            return {}
+        return {f"paths:{name}": [str(e.path) for e in entries if e.kind in kinds] for name, kinds in _MODEL_PATH_FIELDS.items()}
+
+    def refresh(self, dataset: str | None = None) -> None:
+        """Re-read datasets, models and presets (after they change elsewhere)."""
+        ds = self.fields["dataset"]
+        keep = dataset or ds.widget.value
+        names = self._dataset_names()
+        self._loading = True
+        ds.widget.options = names
+        ds.widget.value = keep if keep in names else (names[0] if names else None)
+        for key, paths in self._model_paths().items():
+            self.fields[key.split(":", 1)[1]].widget.options = paths
+        self.preset_select.options = self.ws.presets.list()
+        self._loading = False
+        self.validate()
+
+    # -- values and validation -----------------------------------------------------------
+    def values(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """(data for TrainingConfig, {field: message} for values that could not even be read)."""
+        data, bad = {}, {}
+        for name, f in self.fields.items():
+            try:
+                data[name] = f.get()
+            except ValueError as e:
+                bad[name] = str(e)
+        return data, bad
+
+    def set_values(self, data: dict[str, Any]) -> None:
+        self._loading = True
+        try:
+            for k, v in data.items():
+                if k in self.fields:
+                    self.fields[k].set(v)
+        finally:
+            self._loading = False
+        self._family_changed()
+        self.validate()
+
+    def _changed(self, change: Any) -> None:
+        if not self._loading:
+            self.validate_throttle.trigger()
+
+    def validate(self) -> dict[str, str]:
+        """Check the form; show each message beside its field; update the step calculator."""
+        data, bad = self.values()
+        errors = self.TrainingConfig.check({k: v for k, v in data.items() if k not in bad})   # unreadable ones: defaults
+        errors.update(bad)
+        self.errors = errors
+        for name, f in self.fields.items():
+            msg = errors.get(name, "")
+            if msg != f.message:
+                f.show(msg)
+        cross = errors.get("", "")
+        self.cross_error.value = f'<div style="color:#b00020">{esc(cross)}</div>' if cross else ""
+        self.start_button.disabled = bool(errors)
+        if errors:
+            self.steps_label.value = '<span style="color:#777">fix the settings marked in red</span>'
+            self.estimate = None
+        elif data.get("dataset"):
+            self.steps_label.value = '<span style="color:#777">counting…</span>'
+            self.runner.latest("estimate", self._estimate, data)
+        else:
+            self.steps_label.value = '<span style="color:#777">choose a dataset</span>'
+        return errors
+
+    def _estimate(self, data: dict[str, Any]) -> None:
+        from lora_nb.config import steps
+
+        try:
+            est = steps(self.TrainingConfig(**data), self.ws)
+        except Exception as e:
+            self.steps_label.value = f'<span style="color:#b00020">{esc(one_sentence(e))}</span>'
+            return
+        self.estimate = est
+        text = f"{est.total_steps:,} steps ({est.epochs} epochs × {est.steps_per_epoch:,}), {est.num_train_images:,} images × repeats"
+        if est.seconds is not None:
+            from .common import fmt_duration
+
+            text += f"; about {fmt_duration(est.seconds)} at {est.rate:.2f} it/s (earlier runs here)"
+        else:
+            text += "; time: no earlier run on this machine to estimate from"
+        if not est.exact:
+            text += " (estimate)"
+        self.steps_label.value = esc(text)
+
+    def _family_changed(self) -> None:
+        fam = self.fields["model_family"].widget.value
+        for f in self.fields.values():
+            f.row.layout.display = "" if not f.families or fam in f.families else "none"
+
+    def config(self) -> Any:
+        """The TrainingConfig the form describes (raises ConfigError, with ``fields``, when it is invalid)."""
+        data, bad = self.values()
+        if bad:
+            from lora_nb.errors import ConfigError
+
+            name, msg = next(iter(bad.items()))
+            err = ConfigError(f"{self.fields[name].widget.description}: {msg}.", fix="Correct the field marked in red.")
+            err.fields = bad  # type: ignore[attr-defined]
+            raise err
+        return self.TrainingConfig(**data)
+
+    # -- actions -------------------------------------------------------------------------
+    def check_engine(self) -> None:
+        from lora_nb.engines import get_engine
+
+        name = self.fields["engine"].widget.value
+        self.engine_status.value = "<i>checking…</i>"
+
+        def work() -> Any:
+            return get_engine(name, self.ws).check()
+
+        def show(status: Any) -> None:
+            self.engine_status_value = status
+            if status.ok:
+                self.engine_status.value = f'<span style="color:#1b5e20">{esc(status.summary())}</span>'
+            else:
+                self.engine_status.value = f'<span style="color:#b00020">{esc(status.summary())}</span>'
+        self.runner.submit(work, on_done=show)
+
+    def _load_preset(self, _: Any = None) -> None:
+        name = self.preset_select.value
+        if not name:
+            raise ValueError("There is no preset to load yet: save one first.")
+        self.ws.presets.load(name)                      # refuses an invalid preset with one sentence
+        self.set_values(self.ws.presets.raw(name))
+        self.banner.info(f"Loaded preset '{name}'.")
+
+    def _save_preset(self, _: Any = None) -> None:
+        name = self.preset_name.value.strip()
+        if not name:
+            raise ValueError("Type a name for the preset.")
+        self.ws.presets.save(name, self.config())
+        self.preset_select.options = self.ws.presets.list()
+        self.preset_select.value = name
+        self.banner.info(f"Saved preset '{name}'.")
+
+    def _report(self, _: Any = None) -> None:
+        from .datasets import report_html
+
+        cfg = self.config()
+        if not isinstance(cfg.dataset, str) or not cfg.dataset:
+            raise ValueError("Choose a dataset first.")
+        ds = self.ws.datasets.get(cfg.dataset)
+        self.report_view.value = "<i>checking…</i>"
+        self.runner.submit(ds.report, resolution=cfg.resolution_wh, trigger_words=cfg.trigger_words or None,
+                           on_done=lambda r: setattr(self.report_view, "value", report_html(r)))
+
+    def start(self, _: Any = None) -> Any:
+        """Validate, then queue the run (``ws.jobs.submit_training``); returns the Job."""
+        from lora_nb.errors import ConfigError
+
+        try:
+            cfg = self.config()
+            self.job = self.ws.jobs.submit_training(cfg)
+        except ConfigError as e:
+            for name, msg in getattr(e, "fields", {}).items():
+                if name in self.fields:
+                    self.fields[name].show(msg)
+            raise
+        self.banner.info(f"Queued training run '{self.job.name}' (job {self.job.id}); follow it in the Jobs tab.")
+        if self.on_submit is not None:
+            self.on_submit(self.job)
+        return self.job
