@@ -93,6 +93,11 @@ class Presets:
 
             raise AlreadyExists(f"A preset called '{name}' exists.", fix="Pick another name or pass overwrite=True.")
         data = {k: v for k, v in cfg.model_dump(mode="json", exclude_none=True).items() if k not in _SAVED_FIELDS_EXCLUDED}
+        # TOML has no null: fields set to None whose default is not None are listed, so loading keeps them unset
+        fields = type(cfg).model_fields
+        unset = sorted(k for k, f in fields.items() if getattr(cfg, k) is None and f.default is not None and k not in _SAVED_FIELDS_EXCLUDED)
+        if unset:
+            data["unset"] = unset
         tmp = path.with_suffix(".toml.tmp")
         tmp.write_text("# lora-nb training preset\n" + tomli_w.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
@@ -108,9 +113,12 @@ class Presets:
         from .._compat import tomllib
 
         try:
-            return tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"The preset file {path.name} is not valid TOML ({e}).", fix="Fix or delete the file.") from e
+        for key in data.pop("unset", []) or []:
+            data[key] = None
+        return data
 
     def load(self, name: str, **overrides: Any) -> "TrainingConfig":
         """A TrainingConfig from the preset, with ``overrides`` laid over it."""

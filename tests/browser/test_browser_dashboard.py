@@ -175,6 +175,7 @@ def test_the_whole_flow_in_a_browser(server, page, tmp_path):
     shot(page, "4-training")
     page.locator(".lnb-train-start").click()
     job = wait_until(lambda: (ws.jobs.list(kind="training") or [None])[-1], what="the training job")
+    assert job.meta["expected_steps"] == 400                    # the preset's settings reached the run (steps, no epochs)
     page.wait_for_selector(".lnb-job-monitor .lnb-loss-svg", timeout=90_000)
 
     def last_step() -> float:

@@ -157,3 +157,13 @@ def test_steps_with_reg_images_and_mixed_buckets(ws):
 def test_steps_without_the_dataset_is_an_estimate(ws):
     est = steps(TrainingConfig(**BASE), ws)
     assert not est.exact and est.total_steps == 0 and est.notes
+
+
+def test_preset_keeps_fields_set_to_none(ws):
+    from lora_nb.config import TrainingConfig as TC
+
+    cfg = TC(dataset="alice", max_train_epochs=None, max_train_steps=400, save_every_n_epochs=None)
+    ws.presets.save("steps-only", cfg)
+    back = ws.presets.load("steps-only")
+    assert (back.max_train_epochs, back.max_train_steps, back.save_every_n_epochs) == (None, 400, None)
+    assert ws.presets.raw("steps-only")["max_train_epochs"] is None
