@@ -20,7 +20,7 @@ from lora_nb.jobs.events import JobStatus
 from support import wait_for
 
 REAL = os.environ.get("LORA_NB_REAL_KOHYA_DIR")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REAL, reason="LORA_NB_REAL_KOHYA_DIR is not set (see scripts/kohya-cpu-setup.sh)")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400), pytest.mark.skipif(not REAL, reason="LORA_NB_REAL_KOHYA_DIR is not set (see scripts/kohya-cpu-setup.sh)")]
 
 
 @pytest.fixture
