@@ -31,15 +31,8 @@ def data_paths() -> tuple[Path, Path]:
     import lora_nb
 
     here = Path(lora_nb.__file__).resolve().parent
+    # an installed wheel has them inside the package; a source checkout (editable install) beside it
     for nb_dir, tpl_dir in ((here / "_notebooks", here / "_voila_templates"), (here.parent / "notebooks", here.parent / "voila_templates")):
-        try:
-            import importlib.resources as res
-
-            if nb_dir.name == "_notebooks":
-                nb_dir = Path(str(res.files("lora_nb._notebooks")))
-                tpl_dir = Path(str(res.files("lora_nb._voila_templates")))
-        except (ModuleNotFoundError, TypeError):
-            pass
         if (nb_dir / "dashboard.ipynb").is_file() and (tpl_dir / "lora-nb" / "conf.json").is_file():
             return nb_dir / "dashboard.ipynb", tpl_dir
     raise ConfigError("The dashboard notebook or its Voila template is missing from this installation.",
