@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,10 +35,11 @@ def port() -> int:
 
 def serve(argv: list[str], url: str, env: dict[str, str]) -> subprocess.Popen:
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
     for _ in range(240):
-        try:
-            if urllib.request.urlopen(url, timeout=5).status == 200:
-                return proc
+        try:                                   # not a GET of the page: that would start a kernel of its own
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            return proc
         except OSError:
             time.sleep(0.5)
     raise SystemExit(f"{url} did not come up")

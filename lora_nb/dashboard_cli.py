@@ -81,6 +81,9 @@ def voila_command(ws_root: Path, port: int, ip: str, token: str | None, open_bro
             f"--VoilaConfiguration.file_allowlist=['{FILE_TYPES}']",
             "--VoilaConfiguration.file_denylist=['(^|.*/)\\..*', '.*\\.db.*']",   # dot-folders (.lora-nb), the database
             "--Voila.tornado_settings={'websocket_max_message_size': 104857600}",
+            # a busy box (a training run, 2 cores) can take longer than nbclient's 4 s to deliver the cell's
+            # output after it finished; without this the page comes up empty
+            "--VoilaExecutor.iopub_timeout=60",
             f"--token={token or ''}"]
     return argv, env
 

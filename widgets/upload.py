@@ -46,23 +46,23 @@ function render({ model, el }) {
   status.className = "lnb-upload-status";
   el.append(input, cancel, bar, status);
 
-  let waiting = null;          // resolves with the kernel's reply to the last message
+  let seq = 0;
   let cancelled = false;
   let current = null;
-
-  model.on("msg:custom", (msg) => { if (waiting) { const w = waiting; waiting = null; w(msg); } });
-  const ask = (content, buffers) => new Promise((resolve) => { waiting = resolve; model.send(content, undefined, buffers || []); });
+  const pending = new Map();   // request number -> resolver: every reply finds the request it answers
+  model.on("msg:custom", (msg) => { const r = pending.get(msg.seq); if (r) { pending.delete(msg.seq); r(msg); } });
+  const ask = (content, buffers) => new Promise((resolve) => {
+    const s = ++seq; pending.set(s, resolve); model.send({ ...content, seq: s }, undefined, buffers || []);
+  });
   const show = () => { bar.value = model.get("progress"); status.textContent = model.get("status"); };
   model.on("change:progress", show);
   model.on("change:status", show);
   show();
-
   cancel.addEventListener("click", async () => {
     cancelled = true;
-    if (current) { waiting = null; await ask({ type: "cancel", id: current }); current = null; }
     cancel.disabled = true;
+    if (current) { const id = current; current = null; await ask({ type: "cancel", id: id }); }
   });
-
   input.addEventListener("change", async () => {
     const files = Array.from(input.files || []);
     cancelled = false;
@@ -70,7 +70,8 @@ function render({ model, el }) {
       if (cancelled) break;
       const start = await ask({ type: "start", name: file.name, size: file.size });
       if (start.type !== "ready") continue;          // the kernel refused it; its status says why
-      current = start.id;
+      const id = start.id;
+      current = id;
       cancel.disabled = false;
       const step = model.get("chunk_size");
       let offset = 0;
@@ -78,11 +79,12 @@ function render({ model, el }) {
       while (offset < file.size) {
         if (cancelled) { ok = false; break; }
         const buf = await file.slice(offset, Math.min(offset + step, file.size)).arrayBuffer();
-        const ack = await ask({ type: "chunk", id: current, offset: offset }, [buf]);
+        const ack = await ask({ type: "chunk", id: id, offset: offset }, [buf]);
         if (ack.type !== "ack") { ok = false; break; }
         offset = ack.received;
       }
-      if (ok && !cancelled) { await ask({ type: "finish", id: current }); }
+      if (ok && !cancelled) { await ask({ type: "finish", id: id }); }
+      else if (!cancelled) { await ask({ type: "abort", id: id }); }   // an error: the kernel drops the part file
       current = null;
       cancel.disabled = true;
     }
@@ -123,6 +125,7 @@ class ChunkedUpload(anywidget.AnyWidget):
         self._uploads: dict[str, _Upload] = {}
         self._lock = threading.Lock()
         self.on_msg(self._on_msg)
+        _sweep_stale(self.dest_dir)
 
     def on_done(self, callback: Callable[[Path], Any]) -> None:
         """Call ``callback(path)`` (in a background thread) for every finished file."""
@@ -130,7 +133,9 @@ class ChunkedUpload(anywidget.AnyWidget):
 
     # -- the protocol -----------------------------------------------------------------------
     def _on_msg(self, _widget: Any, content: dict[str, Any], buffers: list[Any]) -> None:
-        self.send(self._handle(content, buffers))
+        reply = self._handle(content, buffers)
+        reply["seq"] = content.get("seq")          # the browser matches replies to requests by this number
+        self.send(reply)
 
     def _handle(self, content: dict[str, Any], buffers: list[Any]) -> dict[str, Any]:
         """One message from the browser -> the reply (kept separate so tests drive it without a browser)."""
@@ -150,6 +155,9 @@ class ChunkedUpload(anywidget.AnyWidget):
                 self.status = f"Cancelled {up.name}; nothing was kept."
                 self.progress = 0.0
                 return {"type": "cancelled"}
+            if kind == "abort":                          # the browser gave up after an error: keep its message
+                self._drop(str(content["id"]), up)
+                return {"type": "aborted"}
         except OSError as e:
             up = self._uploads.get(str(content.get("id")))
             if up is not None:
@@ -234,6 +242,26 @@ def _unique(path: Path) -> Path:
         if not candidate.exists():
             return candidate
     raise OSError(f"too many files named like {path.name}")
+
+
+STALE_SECONDS = 3600
+
+
+def _sweep_stale(folder: Path, max_age: float = STALE_SECONDS) -> None:
+    """Remove part files left by a kernel that died mid-upload (a closed tab, a restart). A live upload
+    writes its part file every few seconds, so one untouched for an hour belongs to nobody."""
+    import time
+
+    try:
+        parts = list(folder.glob(".upload-*.part"))
+    except OSError:
+        return
+    for part in parts:
+        try:
+            if time.time() - part.stat().st_mtime > max_age:
+                part.unlink()
+        except OSError:
+            pass
 
 
 def _free_bytes(folder: Path) -> int | None:

@@ -29,6 +29,14 @@ def test_public_address_needs_a_token(tmp_path):
     assert (tmp_path / "dashboard" / "lora-nb.ipynb").is_file()
     with pytest.raises(ConfigError, match="not a port"):
         voila_command(tmp_path, 70000, "127.0.0.1", None, False)
+    for loopback in ("localhost", "::1", "127.0.0.2"):
+        voila_command(tmp_path, 8866, loopback, None, False)
+    for public in ("example.com", "192.168.1.5", "::"):
+        with pytest.raises(ConfigError, match="without a token"):
+            voila_command(tmp_path, 8866, public, None, False)
+    # slow kernels (a busy box) still deliver the dashboard cell's output; large upload slices are allowed
+    assert "--VoilaExecutor.iopub_timeout=60" in argv
+    assert any("websocket_max_message_size" in a for a in argv)
 
 
 def _port() -> int:

@@ -72,3 +72,37 @@ def test_wrong_offsets_and_short_or_long_files_are_refused(tmp_path):
     r = upload(up, "b.bin", b"x" * 20, declared=10)
     assert r["type"] == "error" and "more data arrived" in up.status and list(tmp_path.iterdir()) == []
     assert up._handle({"type": "chunk", "id": "nope", "offset": 0}, [b"x"])["type"] == "error"
+
+
+def test_abort_after_an_error_removes_the_part_file_and_keeps_the_message(tmp_path):
+    up = ChunkedUpload(dest_dir=tmp_path)
+    uid = up._handle({"type": "start", "name": "a.bin", "size": 10}, [])["id"]
+    assert up._handle({"type": "chunk", "id": uid, "offset": 3}, [b"123"])["type"] == "error"       # a gap: the browser gives up
+    status = up.status
+    assert up._handle({"type": "abort", "id": uid}, [])["type"] == "aborted"
+    assert list(tmp_path.iterdir()) == [] and up.status == status
+    assert up._handle({"type": "chunk", "id": uid, "offset": 0}, [b"123"])["type"] == "error"       # gone for good
+
+
+def test_replies_carry_the_request_number(tmp_path):
+    up = ChunkedUpload(dest_dir=tmp_path)
+    sent: list[dict] = []
+    up.send = lambda content, buffers=None: sent.append(content)        # what would go to the browser
+    up._on_msg(up, {"type": "start", "name": "a.bin", "size": 2, "seq": 7}, [])
+    up._on_msg(up, {"type": "chunk", "id": sent[0]["id"], "offset": 0, "seq": 8}, [b"ab"])
+    up._on_msg(up, {"type": "finish", "id": sent[0]["id"], "seq": 9}, [])
+    assert [(m["type"], m["seq"]) for m in sent] == [("ready", 7), ("ack", 8), ("done", 9)]
+    assert (tmp_path / "a.bin").read_bytes() == b"ab"
+
+
+def test_part_files_left_by_a_dead_kernel_are_swept_but_live_ones_kept(tmp_path):
+    import os
+    import time
+
+    stale, live = tmp_path / ".upload-old.part", tmp_path / ".upload-live.part"
+    stale.write_bytes(b"x" * 100)
+    live.write_bytes(b"y" * 100)
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    ChunkedUpload(dest_dir=tmp_path)
+    assert not stale.exists() and live.exists()
