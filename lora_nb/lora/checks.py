@@ -76,14 +76,19 @@ def verify(path: str | os.PathLike[str], scan_values: bool = True) -> VerifyRepo
     if info.family == "unknown" and pairs:
         warnings.append("The key names match no known base family (SD 1.x/2.x, SDXL, FLUX, SD3).")
     if scan_values and not odd:
+        with open(h.path, "rb") as raw:
+            data_start = 8 + int.from_bytes(raw.read(8), "little")
         with safe_open(str(h.path), "np") as f:
             for key in names:
                 t = h.tensors[key]
-                if t.dtype == "BF16" or t.numel == 0:
-                    continue        # numpy has no bfloat16: safetensors cannot hand it over without torch
-                arr = f.get_tensor(key)
-                nan = int(np.isnan(arr).sum())
-                inf = int(np.isinf(arr).sum())
+                if t.numel == 0:
+                    continue
+                if t.dtype == "BF16":       # numpy has no bfloat16: test the raw bits (exponent all ones)
+                    bits = np.fromfile(h.path, dtype="<u2", count=t.numel, offset=data_start + t.start) & 0x7FFF
+                    nan, inf = int((bits > 0x7F80).sum()), int((bits == 0x7F80).sum())
+                else:
+                    arr = f.get_tensor(key)
+                    nan, inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
                 if nan:
                     problems.append(f"{key} has {nan} NaN values.")
                 if inf:

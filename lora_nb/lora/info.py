@@ -133,7 +133,7 @@ def lora_info(path: str | os.PathLike[str], header: Header | None = None) -> Lor
         ranks[shape[0]] += 1
         conv |= len(shape) == 4 and shape[2:] != (1, 1)
     joined = "\n".join(names)
-    if "hada_w1" in joined or "lokr_w1" in joined:
+    if "hada_w1" in joined or "lokr_w1" in joined or ".lora_mid." in joined:      # LoHa, LoKr, LoCon with Tucker
         network = "lycoris"
     elif any(".lora_A" in n for n in names):
         network = "peft"

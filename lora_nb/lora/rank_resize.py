@@ -82,34 +82,45 @@ class ResizeReport:
         return self.summary()
 
 
-def svd_of_product(up: Any, down: Any, xp: Any) -> tuple[Any, Any, Any]:
+def svd_of_product(up: Any, down: Any, xp: Any, keep: int | Callable[[Any], int] | None = None) -> tuple[Any, Any, Any]:
     """(U, S, Vh) of ``up @ down`` (out x r, r x n) from r x r work; ``xp`` is numpy or torch.
 
     Fast path: the r x r Gram matrices of the factors (two BLAS-3 products), their Cholesky factors
     ``Ra``, ``Rb``, and the SVD of ``Ra Rb^T``; then ``U = up Ra^-1 Um`` and ``Vh = Vm^T Rb^-T down``.
     When a factor is rank-deficient or badly conditioned (Cholesky fails, or its diagonal spans more
-    than 1e6), thin QR of both factors is used instead: slower, equally exact.
+    than 1e6), thin QR of both factors is used instead: slower, equally exact. ``keep`` (a count, or a
+    function of the singular values giving one) forms only the first ``keep`` singular vectors: all
+    r singular values are returned, U and Vh are cut to ``keep``.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1); up, down = rng.normal(size=(50, 6)), rng.normal(size=(6, 40))
+    >>> U, S, Vh = svd_of_product(up, down, np, keep=2)
+    >>> U.shape, S.shape, Vh.shape, bool(np.allclose(S, np.linalg.svd(up @ down, compute_uv=False)[:6]))
+    ((50, 2), (6,), (2, 40), True)
     """
     linalg = xp.linalg
+
+    def count(s: Any) -> int:
+        k = keep(s) if callable(keep) else (s.shape[0] if keep is None else keep)
+        return max(0, min(int(k), s.shape[0]))
+
     try:
         ra = linalg.cholesky(up.T @ up).T            # upper: Ga = Ra^T Ra
         rb = linalg.cholesky(down @ down.T).T
-        da, db = abs(_diag(ra, xp)), abs(_diag(rb, xp))
+        da, db = abs(xp.diagonal(ra)), abs(xp.diagonal(rb))
         if float(da.min()) <= float(da.max()) * 1e-6 or float(db.min()) <= float(db.max()) * 1e-6:
             raise ValueError("ill-conditioned")
         um, s, vmh = linalg.svd(ra @ rb.T)
-        u = up @ linalg.solve(ra, um)                 # up Ra^-1 Um
-        vh = linalg.solve(rb, vmh.T).T @ down         # Vm^T Rb^-T down
+        k = count(s)
+        u = up @ linalg.solve(ra, um[:, :k])          # up Ra^-1 Um
+        vh = linalg.solve(rb, vmh[:k].T).T @ down     # Vm^T Rb^-T down
         return u, s, vh
     except Exception:                                 # LinAlgError (numpy/torch) or the conditioning check
         qu, ru = linalg.qr(up)
         qd, rd = linalg.qr(down.T)
         um, s, vmh = linalg.svd(ru @ rd.T)
-        return qu @ um, s, vmh @ qd.T
-
-
-def _diag(m: Any, xp: Any) -> Any:
-    return xp.diagonal(m) if xp.__name__ == "numpy" else xp.diagonal(m)
+        k = count(s)
+        return qu @ um[:, :k], s, vmh[:k] @ qd.T
 
 
 def _searchsorted(values: list[float], target: float) -> int:
@@ -151,15 +162,27 @@ def choose_rank(s: list[float], full_len: int, max_rank: int, method: str | None
     return min(new, max_rank)
 
 
-def _device() -> tuple[Any, str]:
-    """torch on CUDA when there is one, else numpy (float64 QR/SVD of small matrices is fast on a CPU)."""
-    try:
-        import torch
+def _gpu_present() -> bool:
+    """Whether a GPU device node exists (NVIDIA, ROCm, WSL2): without one, importing torch (seconds) is pointless.
 
-        if torch.cuda.is_available():
-            return torch, "cuda"
-    except ImportError:
-        pass
+    ``LORA_NB_PROBE_CUDA=1`` asks torch regardless (a container that hides the device nodes).
+    """
+    import glob
+
+    return bool(glob.glob("/dev/nvidia[0-9]*") or any(os.path.exists(d) for d in ("/dev/kfd", "/dev/dxg"))
+                or os.environ.get("LORA_NB_PROBE_CUDA"))
+
+
+def _device() -> tuple[Any, str]:
+    """torch on CUDA when there is one, else numpy (float64 Cholesky/SVD of r x r matrices is fast on a CPU)."""
+    if _gpu_present():
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return torch, "cuda"
+        except ImportError:
+            pass
     import numpy
 
     return numpy, "cpu"
@@ -177,7 +200,6 @@ def resize(src: str | os.PathLike[str], dst: str | os.PathLike[str], rank: int |
     """
     import numpy as np
     from safetensors import safe_open
-    from safetensors.numpy import save_file
 
     from .header import read_header
     from .info import module_pairs
@@ -207,23 +229,33 @@ def resize(src: str | os.PathLike[str], dst: str | os.PathLike[str], rank: int |
     if not pairs:
         raise LoraFileError(f"{src.name} has no LoRA modules (no lora_down/lora_up or lora_A/lora_B pairs).",
                             fix="Resize works on LoRA files, not on checkpoints or LyCORIS LoHa/LoKr.")
+    odd = next((k for k in header.tensors if any(m in k for m in (".lora_mid.", ".hada_", ".lokr_", ".dora_scale"))), None)
+    if odd is not None:
+        raise LoraFileError(f"{src.name} holds LyCORIS/DoRA weights ({odd}) that a down/up rank resize would get wrong.",
+                            fix="Resize plain LoRA/LoCon files only; retrain this one at the rank you want.")
     xp, dev = (np, "cpu") if device == "cpu" else _device()
     if device == "cuda" and dev != "cuda":
         raise ConfigError("device='cuda' was asked for, but no CUDA GPU is usable here.", fix="Leave device unset to use the CPU.")
     save_dtype = PRECISIONS[save_precision]
+    bf16_keys: set[str] = set()        # numpy has no bfloat16: these hold raw bits, declared BF16 on writing
+
+    def cast(a: Any) -> Any:
+        return _bf16_bits(a) if save_dtype == "bfloat16" else a.astype(save_dtype)
+
     out: dict[str, Any] = {}
     layers: list[LayerReport] = []
     paired = {k for trip in pairs.values() for k in trip if k}
     with safe_open(str(src), "np") as f:
+        get = _reader(f, header)
         for key in header.tensors:          # non-LoRA tensors pass through (as float32, like kohya's loader)
             if key not in paired:
-                t = f.get_tensor(key)
+                t = get(key)
                 out[key] = t.astype(np.float32) if t.dtype.kind == "f" else t
         for n, (block, (down_key, up_key, alpha_key)) in enumerate(pairs.items()):
-            down = f.get_tensor(down_key).astype(np.float32)
-            up = f.get_tensor(up_key).astype(np.float32)
+            down = get(down_key).astype(np.float32)
+            up = get(up_key).astype(np.float32)
             old = down.shape[0]
-            alpha = float(f.get_tensor(alpha_key).astype(np.float32)) if alpha_key else None
+            alpha = float(get(alpha_key).astype(np.float32)) if alpha_key else None
             scale = 1.0 if alpha is None else np.float32(alpha) / np.float32(old)
             conv = down.ndim == 4
             d2 = down.reshape(old, -1).astype(np.float64)
@@ -231,14 +263,22 @@ def resize(src: str | os.PathLike[str], dst: str | os.PathLike[str], rank: int |
             if u2.shape[1] != old:
                 raise LoraFileError(f"{src.name}: module {block} has up {up.shape} and down {down.shape}, which do not multiply.",
                                     fix="The file is damaged.")
+            full_len = min(u2.shape[0], d2.shape[1])
+            max_rank = conv_rank if conv else rank
+
+            chosen = [0]
+
+            def decide(sv: Any, full_len: int = full_len, max_rank: int = max_rank, chosen: list[int] = chosen) -> int:
+                chosen[0] = choose_rank([float(x) for x in sv], full_len, max_rank, method, param)
+                return chosen[0]
+
             if xp.__name__ == "torch":
-                U, S, Vh = svd_of_product(xp.from_numpy(u2).to(dev), xp.from_numpy(d2).to(dev), xp)
+                U, S, Vh = svd_of_product(xp.from_numpy(u2).to(dev), xp.from_numpy(d2).to(dev), xp, keep=decide)
                 U, S, Vh = U.cpu().numpy(), S.cpu().numpy(), Vh.cpu().numpy()
             else:
-                U, S, Vh = svd_of_product(u2, d2, np)
+                U, S, Vh = svd_of_product(u2, d2, np, keep=decide)
             s_list = [float(x) for x in S]
-            full_len = min(u2.shape[0], d2.shape[1])
-            new = choose_rank(s_list, full_len, conv_rank if conv else rank, method, param)
+            new = chosen[0]
             keep = min(new, len(s_list))
             up_new = np.zeros((u2.shape[0], new), np.float64)
             down_new = np.zeros((new, d2.shape[1]), np.float64)
@@ -251,12 +291,11 @@ def resize(src: str | os.PathLike[str], dst: str | os.PathLike[str], rank: int |
                                       (sum(v * v for v in kept) / energy) ** 0.5 if energy else float("nan"),
                                       (s_list[0] / s_list[new - 1]) if new - 1 < len(s_list) and s_list[new - 1] else float("inf")))
             if conv:
-                out[down_key] = down_new.reshape(new, *down.shape[1:]).astype(save_dtype)
-                out[up_key] = up_new.reshape(up.shape[0], new, 1, 1).astype(save_dtype)
-            else:
-                out[down_key] = down_new.astype(save_dtype)
-                out[up_key] = up_new.astype(save_dtype)
-            out[f"{block}.alpha"] = np.array(new_alpha, dtype=save_dtype)
+                down_new, up_new = down_new.reshape(new, *down.shape[1:]), up_new.reshape(up.shape[0], new, 1, 1)
+            out[down_key], out[up_key] = cast(down_new), cast(up_new)
+            out[f"{block}.alpha"] = cast(np.array(new_alpha))
+            if save_dtype == "bfloat16":
+                bf16_keys.update((down_key, up_key, f"{block}.alpha"))
             if progress is not None:
                 progress(n + 1, len(pairs))
     old_rank = max(x.old_rank for x in layers)
@@ -271,23 +310,69 @@ def resize(src: str | os.PathLike[str], dst: str | os.PathLike[str], rank: int |
         meta["ss_training_comment"] = f"Dynamic resize with {method}: {param} from {old_rank}; {comment}"
         meta["ss_network_dim"] = "Dynamic"
         meta["ss_network_alpha"] = "Dynamic"
-    meta["sshs_model_hash"], meta["sshs_legacy_hash"] = _hashes(out, meta)
+    meta["sshs_model_hash"], meta["sshs_legacy_hash"] = _hashes(out, meta, bf16_keys)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
-        save_file(out, str(tmp), metadata=meta)
+        tmp.write_bytes(_serialize(out, meta, bf16_keys))
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
     return ResizeReport(src, dst, old_rank, method, param, rank, conv_rank, time.perf_counter() - t0, dev, layers)
 
 
-def _hashes(tensors: dict[str, Any], metadata: dict[str, str]) -> tuple[str, str]:
-    """sd-webui-additional-networks' model hashes over the tensors and the ss_* metadata (as kohya computes them)."""
-    import hashlib
+def _reader(f: Any, header: Any) -> Callable[[str], Any]:
+    """key -> numpy array from an open safe_open(..., "np"); bf16 (which numpy lacks) is widened to float32
+    from its raw bits, exactly."""
+    import numpy as np
+
+    with open(header.path, "rb") as raw:
+        data_start = 8 + int.from_bytes(raw.read(8), "little")
+
+    def get(key: str) -> Any:
+        t = header.tensors[key]
+        if t.dtype != "BF16":
+            return f.get_tensor(key)
+        bits = np.fromfile(header.path, dtype="<u2", count=t.numel, offset=data_start + t.start).astype(np.uint32) << 16
+        return bits.view(np.float32).reshape(t.shape)
+
+    return get
+
+
+def _bf16_bits(a: Any) -> Any:
+    """float -> bfloat16 bit patterns (uint16), rounding to nearest even like torch; NaN stays NaN."""
+    import numpy as np
+
+    u = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    bits = np.asarray((u + 0x7FFF + ((u >> 16) & 1)) >> 16, dtype=np.uint16)
+    nan = np.isnan(np.asarray(a, np.float32))
+    if nan.any():
+        bits[nan] = 0x7FC0
+    return bits
+
+
+def _serialize(tensors: dict[str, Any], metadata: dict[str, str], bf16_keys: set[str] = frozenset()) -> bytes:
+    """safetensors bytes; ``bf16_keys`` hold uint16 bit patterns and are declared BF16 in the header."""
+    import json
 
     from safetensors.numpy import save
 
-    data = save(tensors, {k: v for k, v in metadata.items() if k.startswith("ss_")})
+    data = save(tensors, metadata)
+    if not bf16_keys:
+        return data
+    n = int.from_bytes(data[:8], "little")
+    head = json.loads(data[8:8 + n])
+    for key in bf16_keys:
+        head[key]["dtype"] = "BF16"
+    raw = json.dumps(head, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw + data[8 + n:]
+
+
+def _hashes(tensors: dict[str, Any], metadata: dict[str, str], bf16_keys: set[str] = frozenset()) -> tuple[str, str]:
+    """sd-webui-additional-networks' model hashes over the tensors and the ss_* metadata (as kohya computes them)."""
+    import hashlib
+
+    data = _serialize(tensors, {k: v for k, v in metadata.items() if k.startswith("ss_")}, bf16_keys)
     n = int.from_bytes(data[:8], "little")
     return hashlib.sha256(data[8 + n:]).hexdigest(), hashlib.sha256(data[0x100000:0x110000]).hexdigest()[:8]

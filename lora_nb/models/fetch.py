@@ -16,9 +16,33 @@ from typing import Callable
 
 from ..errors import InvalidInput, NetworkError
 
-__all__ = ["fetch", "sha256_of", "CHUNK"]
+__all__ = ["fetch", "sha256_of", "open_url", "CHUNK"]
 
 CHUNK = 1 << 20
+
+
+class _KeepAuthOnSameHost(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but drop ``Authorization`` when one leads to another host.
+
+    Civitai answers a download with a redirect to a signed storage URL: the token must not travel
+    there (it would leak, and signed URLs refuse a second credential); urllib alone would forward it.
+    """
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            for name in list(new.headers):
+                if name.lower() == "authorization":
+                    del new.headers[name]
+        return new
+
+
+_OPENER = urllib.request.build_opener(_KeepAuthOnSameHost)
+
+
+def open_url(req: urllib.request.Request, timeout: float) -> "urllib.response.addinfourl":
+    """``urlopen`` that never forwards the Authorization header to another host on a redirect."""
+    return _OPENER.open(req, timeout=timeout)
 
 
 def sha256_of(path: str | os.PathLike[str], progress: Callable[[int], None] | None = None) -> str:
@@ -48,7 +72,7 @@ def fetch(url: str, dest: str | os.PathLike[str], sha256: str | None = None, hea
         req_headers["Range"] = f"bytes={have}-"
     req = urllib.request.Request(url, headers=req_headers)
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
+        resp = open_url(req, timeout=timeout)
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:                       # the part is already complete
             resp = None

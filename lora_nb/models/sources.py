@@ -71,7 +71,9 @@ def _get_json(url: str, token: str | None) -> dict:
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:
+        from .fetch import open_url
+
+        with open_url(urllib.request.Request(url, headers=headers), timeout=30) as r:
             return json.loads(r.read())
     except urllib.error.HTTPError as e:
         raise NetworkError(f"Civitai answered HTTP {e.code} for {url.split('?')[0]}.",

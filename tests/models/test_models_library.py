@@ -65,9 +65,11 @@ def test_sources():
 class Files(ThreadingHTTPServer):
     """Serves files with Range support; can cut the first response short; answers a Civitai-like API."""
 
-    def __init__(self, files: dict[str, bytes], api: dict[str, dict], cut_first: int | None = None, token: str | None = None):
-        self.files, self.api, self.cut_first, self.token = files, api, cut_first, token
+    def __init__(self, files: dict[str, bytes], api: dict[str, dict], cut_first: int | None = None, token: str | None = None,
+                 redirects: dict[str, str] | None = None):
+        self.files, self.api, self.cut_first, self.token, self.redirects = files, api, cut_first, token, redirects or {}
         self.requests: list[tuple[str, str | None]] = []
+        self.auth: list[str | None] = []            # the Authorization header of every request
         super().__init__(("127.0.0.1", 0), _Handler)
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -81,6 +83,13 @@ class _Handler(BaseHTTPRequestHandler):
         srv: Files = self.server
         path = self.path.split("?")[0]
         srv.requests.append((path, self.headers.get("Range")))
+        srv.auth.append(self.headers.get("Authorization"))
+        if path in srv.redirects:                   # like Civitai: a redirect to signed storage on another host
+            self.send_response(307)
+            self.send_header("Location", srv.redirects[path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if srv.token and self.headers.get("Authorization") != f"Bearer {srv.token}":
             self.send_response(401)
             self.send_header("Content-Length", "0")
@@ -166,6 +175,25 @@ def test_civitai_download_job(ws, monkeypatch):
     assert "civitai-token-123" not in (ws.root / "lora_nb.db").read_bytes().decode("latin-1")
     assert not any("civitai-token-123" in p.read_text(errors="replace") for p in job.run_dir.rglob("*") if p.is_file())
     srv.shutdown()
+
+
+def test_token_is_not_forwarded_to_another_host_on_redirect(ws, monkeypatch):
+    """Civitai redirects downloads to signed storage URLs: the token must stay with Civitai."""
+    sha = hashlib.sha256(BLOB).hexdigest()
+    storage = Files({"/signed/style.safetensors": BLOB}, {}, cut_first=300_000)
+    api = Files({}, {}, token="civitai-token-123", redirects={"/api/download/models/456": f"{storage.url}/signed/style.safetensors"})
+    api.api.update(civitai_api(api.url, sha))
+    monkeypatch.setenv("LORA_NB_CIVITAI_API", f"{api.url}/api/v1")
+    monkeypatch.setenv("CIVITAI_TOKEN", "civitai-token-123")
+    job = ws.models.download("civitai:v456")
+    assert job.wait(60) is JobStatus.FAILED                    # the storage server cut the first answer short
+    job = ws.models.download("civitai:v456")                    # again: it resumes through the redirect
+    assert job.wait(60) is JobStatus.SUCCEEDED, job.log_tail(20)
+    assert (ws.models_dir / "style.safetensors").read_bytes() == BLOB
+    assert set(api.auth) == {"Bearer civitai-token-123"} and storage.auth == [None, None]
+    assert storage.requests == [("/signed/style.safetensors", None), ("/signed/style.safetensors", "bytes=300000-")]
+    api.shutdown()
+    storage.shutdown()
 
 
 def test_hub_download_job(ws, tmp_path, monkeypatch):
