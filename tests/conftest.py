@@ -29,3 +29,35 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip("../shared/fixtures is not beside this checkout")
     return FIXTURES
+
+
+STANDIN_ENGINES = Path(__file__).resolve().parent / "engines"
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    """A stand-in base model file (only its existence is checked before a stand-in run)."""
+    p = tmp_path / "models" / "sd15.safetensors"
+    p.parent.mkdir()
+    p.write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
+    return p
+
+
+@pytest.fixture
+def standin_kohya(ws):
+    """The kohya engine pointed at the STAND-IN sd-scripts checkout (tests/engines/fake_sdscripts: replays
+    recorded real output), launched without accelerate."""
+    folder = STANDIN_ENGINES / "fake_sdscripts"
+    ws.settings.set("kohya_dir", str(folder))
+    ws.settings.set("kohya_python", sys.executable)
+    ws.settings.set("kohya_launcher", "python")
+    return folder
+
+
+@pytest.fixture
+def standin_aitoolkit(ws):
+    """The ai-toolkit engine pointed at the STAND-IN checkout (tests/engines/fake_aitoolkit/run.py)."""
+    folder = STANDIN_ENGINES / "fake_aitoolkit"
+    ws.settings.set("aitoolkit_dir", str(folder))
+    ws.settings.set("aitoolkit_python", sys.executable)
+    return folder

@@ -17,14 +17,15 @@ def standin(*args: str) -> list[str]:
     return [sys.executable, STANDIN, *args]
 
 
-def wait_for(predicate, timeout: float = 20.0, poll: float = 0.05):
+def wait_for(predicate, timeout: float = 20.0, poll: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy (returned); fail naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout} s")
+    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 def alive(pid: int) -> bool:

@@ -27,6 +27,7 @@ from PIL import Image
 import lora_nb
 from lora_nb import TrainingConfig
 from lora_nb.jobs.events import JobStatus
+from support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed (apt-get install chromium)")]
@@ -98,14 +99,8 @@ def tab(page, title: str) -> None:
     page.locator(".lnb-tabs .lm-TabBar-tab", has_text=title).first.click()
 
 
-def wait_until(fn, timeout: float = 60, every: float = 0.25, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_until(fn, timeout: float = 60, what: str = "condition"):
+    return wait_for(fn, timeout=timeout, poll=0.25, what=what)
 
 
 def noisy_zip(n: int = 10) -> bytes:
