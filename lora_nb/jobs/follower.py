@@ -142,6 +142,15 @@ class Follower:
                 pass
 
     def _run(self) -> None:
+        from ..errors import LoraNbError           # StoreError and NotFound are LoraNbErrors
+
+        try:
+            self._follow()
+        except (LoraNbError, OSError):
+            # the job was deleted or its workspace went away while we followed it: nothing left to report
+            self._stop.set()
+
+    def _follow(self) -> None:
         last_publish = 0.0
         last_status = 0.0
         while not self._stop.is_set():

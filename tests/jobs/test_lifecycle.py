@@ -222,3 +222,28 @@ def test_task_params_refuse_secrets_and_unknown_tasks(ws):
     with pytest.raises(JobError, match="no task called"):
         ws.jobs.submit_task("no_such_task", {})
     assert list(ws.runs_dir.iterdir()) == []
+
+
+def test_follower_ends_quietly_when_its_job_is_deleted(ws):
+    import threading
+
+    from lora_nb.errors import NotFound
+    from support import standin
+
+    job = ws.jobs.submit_command(standin("--steps", "400", "--delay", "0.05"), uses_gpu=False)
+    errors = []
+    old_hook = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        follower = job.follow(rate=10)
+
+        def gone():                          # the job was deleted (another kernel, a test's teardown) mid-follow
+            raise NotFound(f"There is no job '{job.id}'.")
+
+        job._refresh_status = gone
+        follower._thread.join(10)
+    finally:
+        threading.excepthook = old_hook
+        job.__dict__.pop("_refresh_status", None)
+        job.stop(grace=2)
+    assert not follower._thread.is_alive() and errors == []
