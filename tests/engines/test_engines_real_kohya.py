@@ -1,7 +1,7 @@
 """The REAL kohya sd-scripts trainer, end to end through lora-nb (opt-in: several minutes of CPU).
 
 Set up with `bash scripts/kohya-cpu-setup.sh DIR` (a random full-size SD 1.5, sd-scripts at the pinned
-commit, CPU torch), then run with LORA_NB_REAL_KOHYA_DIR=DIR. Skipped otherwise. What lora-nb renders
+commit, CPU torch), then run with LORA_NB_REAL_KOHYA_DIR=DIR (it holds sd-scripts/, venv/, sd15-random/, tok/ and data/img/5_alice). Skipped otherwise. What lora-nb renders
 (train.toml, dataset.toml), how it launches (accelerate or python) and how it reads the output must be
 accepted and understood: the job succeeds by lora-nb's verdict, the step total equals lora-nb's own
 estimate and the engine's summary, the LoRA and the per-epoch checkpoint are found, and Stop stops it.
