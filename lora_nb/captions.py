@@ -1,11 +1,14 @@
 """Caption files of a dataset: read, write, bulk edits with preview and undo, tag statistics.
 
 One caption per image, in ``<image stem><ext>`` beside it (``.txt`` unless the dataset
-uses ``.caption``). Writes are atomic (temporary file + rename) and UTF-8. Bulk
-operations work on the whole dataset or a selection, keep each caption's separator
-(``", "`` or ``","``), return an :class:`EditResult`, can be previewed without
-writing, and snapshot what they change so that :meth:`Captions.undo` restores it
-byte for byte.
+uses ``.caption``), written as UTF-8. One caption is written atomically (temporary
+file + rename). Bulk operations work on the whole dataset or a selection, keep each
+caption's separator (``", "`` or ``","``), return an :class:`EditResult` and can be
+previewed without writing. They are all-or-nothing: the old bytes of every caption
+they change are journaled first (:mod:`lora_nb.caption_undo`), so a crash part-way is
+rolled back the next time the dataset's captions are used, and :meth:`Captions.undo`
+restores them byte for byte. Bulk operations and tag statistics read through a
+persisted cache (:mod:`lora_nb.caption_cache`) that re-reads only changed captions.
 
 >>> import lora_nb, tempfile
 >>> ws = lora_nb.Workspace(tempfile.mkdtemp())
@@ -22,42 +25,30 @@ byte for byte.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
-import threading
-import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence, Union
 
+from .caption_cache import cache_for
+from .caption_undo import UNDO_KEEP, Step, UndoLog
 from .captions_text import (DEFAULT_SEPARATOR, KAOMOJI, decode_caption, detect_separator, encode_caption,
                             normalize_text, split_tags)
-from .errors import InvalidInput, LoraNbError, NotFound
+from .errors import InvalidInput, NotFound
+from .files import atomic_write, read_or_none as _read
 
 if TYPE_CHECKING:  # pragma: no cover
     from .datasets.dataset import Dataset, ImageItem
 
-__all__ = ["Captions", "EditResult", "CaptionChange", "atomic_write"]
+__all__ = ["Captions", "EditResult", "CaptionChange", "BulkWriter", "atomic_write", "UNDO_KEEP"]
 
 ImageRef = Union["ImageItem", str, os.PathLike]
-UNDO_KEEP = 20
 KEEP_SEPARATOR = "|||"   # kohya's usual keep_tokens_separator: tags before it stay put when sorting
-_PARALLEL_MIN = 512
-_WORKERS = 4          # reading: CPU-bound in Python, a few threads are enough
-_WRITE_WORKERS = 16   # writing: each rename over an existing file may wait for the disk (ext4 flushes it)
 
 
-def _chunks(items: list, n: int) -> list[list]:
-    size = -(-len(items) // n)
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-@dataclass(frozen=True)
-class CaptionChange:
+class CaptionChange(NamedTuple):
     """One caption's text before and after (``image`` and ``caption_path`` are Paths)."""
 
     image_file: str
@@ -87,85 +78,6 @@ class EditResult:
     def __repr__(self) -> str:
         verb = "would change" if self.preview else "changed"
         return f"EditResult({self.op!r}: {verb} {self.changed} of {self.total} captions)"
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = os.fspath(path)
-    head, name = os.path.split(path)
-    tmp = os.path.join(head, f".{name[:60]}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _read(path: str | os.PathLike) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    try:
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 16)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _replace_one(jobs: list) -> list:
-    """For each (caption, new bytes, snapshot path, old bytes): keep the old file in the snapshot, write the new one."""
-    for path, data, keep, old in jobs:
-        if keep is not None:
-            try:
-                os.link(path, keep)          # the old file itself: exact, and its blocks are not freed now
-            except OSError:
-                atomic_write(keep, old)      # no hard links here: a copy
-        atomic_write(path, data)
-    return []
-
-
-def _rollback_one(jobs: list) -> list:
-    for path, data, keep, old in jobs:
-        try:
-            if old is None:
-                if _read(path) == data:
-                    os.unlink(path)
-            elif _read(path) != old:
-                atomic_write(path, old)
-        except OSError:
-            pass
-    return []
-
-
-def _restore_one(jobs: list) -> list:
-    out = []
-    for path, keep in jobs:
-        now = _read(path)
-        if keep is None:
-            if now is not None:
-                os.unlink(path)
-            out.append(CaptionChange(path, path, decode_caption(now) if now is not None else None, None))
-        elif os.path.exists(keep):
-            data = _read(keep)
-            os.replace(keep, path)
-            out.append(CaptionChange(path, path, None if now is None else decode_caption(now), decode_caption(data or b"")))
-    return out
 
 
 def _as_list(tags: str | Iterable[str]) -> list[str]:
@@ -208,8 +120,19 @@ class Captions:
     def _cap(self, image_file: str) -> str:
         return os.path.splitext(image_file)[0] + self.extension
 
-    def _undo_dir(self) -> Path:
-        return self._ds.meta_dir / "undo"
+    def _caps(self, image_files: list[str]) -> list[str]:
+        """Caption paths of many images (an image name always has an extension: cut at its last dot)."""
+        ext = self.extension
+        return [f[:f.rfind(".")] + ext for f in image_files]
+
+    def _undo_log(self) -> UndoLog:
+        return UndoLog(self._ds.meta_dir / "undo", self._ds.path)
+
+    def _recover(self) -> UndoLog:
+        """The undo log, after finishing any bulk edit whose process died while writing."""
+        log = self._undo_log()
+        log.recover()
+        return log
 
     # -- one caption -----------------------------------------------------------------
     def get(self, image: ImageRef, default: str | None = None) -> str | None:
@@ -242,10 +165,10 @@ class Captions:
         ``undo()`` puts back exactly the ones it changed.
         """
         files = [os.fspath(self._ds.resolve_image(i)) for i in images]
-        caps = [self._cap(f) for f in files]
-        before = dict(zip(caps, self._read_all(caps)))
-        snap, keep = self._start_snapshot(op, before)
-        return BulkWriter(self, snap, dict(zip(files, zip(caps, keep))), before)
+        caps = self._caps(files)
+        before = {c: _read(c) for c in caps}
+        step = self._recover().begin(op, before, mode="keep")
+        return BulkWriter(step, dict(zip(files, caps)), before)
 
     # -- bulk operations ---------------------------------------------------------------
     def add_trigger(self, words: str | Sequence[str], where: str = "start", selection=None,
@@ -263,6 +186,8 @@ class Captions:
         tset = set(trig)
 
         def fn(tags: list[str]) -> list[str]:
+            if where == "start" and tset.isdisjoint(tags):    # the usual case, without a scan per tag
+                return trig + tags
             rest = [t for t in tags if t not in tset]
             if where == "start":
                 return trig + rest
@@ -362,22 +287,22 @@ class Captions:
     def frequencies(self, selection=None) -> Counter:
         """How many captions contain each tag (a tag repeated in one caption counts once).
 
-        ``.most_common()`` gives the table, most frequent first.
+        ``.most_common()`` gives the table, most frequent first. Served from the dataset's
+        caption cache (see :mod:`lora_nb.caption_cache`): only captions changed since the
+        last count are read again.
         """
-        counts: Counter = Counter()
-        for data in self._read_all([self._cap(i) for i in self._select(selection, sort=False)]):
-            if data:
-                counts.update(set(split_tags(decode_caption(data))))
-        return counts
+        self._recover()
+        files = self._caps(self._select(selection, sort=False))
+        return self._cache().counts(files, complete=selection is None)
 
     def filter(self, with_tags: str | Sequence[str] = (), without_tags: str | Sequence[str] = (),
                any_of: bool = False, selection=None) -> list[Path]:
         """Images whose captions have all (or, with ``any_of=True``, any) of ``with_tags`` and none of ``without_tags``."""
         want, avoid = set(_as_list(with_tags)), set(_as_list(without_tags))
+        self._recover()
         images = self._select(selection)
         out = []
-        for img, data in zip(images, self._read_all([self._cap(i) for i in images])):
-            tags = set(split_tags(decode_caption(data))) if data else set()
+        for img, tags in zip(images, self._cache().tag_sets(self._caps(images))):
             if want and not ((tags & want) if any_of else want <= tags):
                 continue
             if tags & avoid:
@@ -385,58 +310,27 @@ class Captions:
             out.append(Path(img))
         return out
 
+    def _cache(self):
+        return cache_for(self._ds.meta_dir / "caption-cache.bin", self._ds.path)
+
     # -- undo ------------------------------------------------------------------------
     def history(self) -> list[dict]:
         """The bulk operations that can be undone, newest last: ``{"op", "time", "count"}``."""
-        out = []
-        for d in self._snapshots():
-            try:
-                head = json.loads((d / "record.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            out.append({"op": head.get("op"), "time": head.get("time"), "count": len(head.get("files", {}))})
-        return out
+        return self._recover().history()
 
     def undo(self) -> EditResult:
         """Restore, byte for byte, the caption files the last bulk operation changed.
 
-        The snapshot holds the old files themselves (hard links, else copies), so each one
-        is put back with a single rename.
+        Safe to run again if it is interrupted: the undo step stays until every caption is back.
         """
-        snaps = self._snapshots()
-        if not snaps:
-            raise NotFound(f"Dataset '{self._ds.name}' has no caption edit to undo.",
-                           fix="Undo works after a bulk operation such as add_trigger or replace.")
-        snap = snaps[-1]
         try:
-            record = json.loads((snap / "record.json").read_text(encoding="utf-8"))
-            files = record["files"]
-        except (OSError, ValueError, KeyError) as e:
-            shutil.rmtree(snap, ignore_errors=True)
-            raise LoraNbError(f"The undo record {snap.name} is unreadable ({e}) and was removed.",
-                              fix="Fix the remaining captions by hand or with another bulk operation.") from None
-        root = str(self._ds.path)
-        jobs = [(os.path.join(root, rel), None if key is None else os.path.join(snap, key)) for rel, key in files.items()]
-        changes = [c for part in self._map(_restore_one, jobs) for c in part if c is not None]
-        shutil.rmtree(snap, ignore_errors=True)
-        return EditResult(f"undo {record.get('op')}", len(changes), len(changes), False, changes)
-
-    def _snapshots(self) -> list[Path]:
-        d = self._undo_dir()
-        return sorted(p.parent for p in d.glob("*/record.json")) if d.is_dir() else []
-
-    def _start_snapshot(self, op: str, before: dict[str, bytes | None]) -> tuple[Path, list[str | None]]:
-        """Write the record of an operation about to change these files; the old files are
-        linked into it one by one as they are replaced (see :func:`_replace_one`)."""
-        d = self._undo_dir() / f"{time.time_ns():020d}"
-        d.mkdir(parents=True)
-        cut = len(str(self._ds.path)) + 1
-        keys = [None if b is None else str(i) for i, b in enumerate(before.values())]
-        files = {p[cut:].replace(os.sep, "/"): k for p, k in zip(before, keys)}
-        atomic_write(d / "record.json", json.dumps({"op": op, "time": time.time(), "files": files}).encode("utf-8"))
-        for old in self._snapshots()[:-UNDO_KEEP]:
-            shutil.rmtree(old, ignore_errors=True)
-        return d, [None if k is None else os.path.join(d, k) for k in keys]
+            op, restored = self._recover().undo_last()
+        except NotFound:
+            raise NotFound(f"Dataset '{self._ds.name}' has no caption edit to undo.",
+                           fix="Undo works after a bulk operation such as add_trigger or replace.") from None
+        changes = [CaptionChange(p, p, None if now is None else decode_caption(now),
+                                 None if old is None else decode_caption(old)) for p, now, old in restored]
+        return EditResult(f"undo {op}", len(changes), len(changes), False, changes)
 
     # -- machinery -------------------------------------------------------------------
     def _select(self, selection, sort: bool = True) -> list[str]:
@@ -446,68 +340,54 @@ class Captions:
             selection = [selection]
         return [os.fspath(self._ds.resolve_image(s)) for s in selection]
 
-    def _read_all(self, paths: list[str]) -> list[bytes | None]:
-        if len(paths) < _PARALLEL_MIN:
-            return [_read(p) for p in paths]
-        chunks = _chunks(paths, _WORKERS)
-        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            return [d for part in pool.map(lambda c: [_read(p) for p in c], chunks) for d in part]
-
     def _tag_op(self, name: str, fn: Callable[[list[str]], list[str]], selection, preview: bool,
                 create: bool = False) -> EditResult:
         def text_fn(img: str, text: str | None, sep: str) -> str | None:
-            if text is None and not create:
-                return None
-            core = sep.strip() or sep
+            if text is None:
+                return sep.join(fn([])) if create else None
             own = detect_separator(text, None, core) if text else None
-            tags = split_tags(text or "", core)
+            tags = split(text, core)
             new = fn(tags)
-            if new == tags and text is not None:
+            if new == tags:
                 return text
             return (own or sep).join(new)
 
+        sep = self._separator_hint()
+        core = (sep or DEFAULT_SEPARATOR).strip() or sep or DEFAULT_SEPARATOR
+        split = split_tags
         return self._bulk(name, self._select(selection), text_fn, preview)
+
+    def _separator_hint(self) -> str | None:
+        return self._ds.caption_separator
 
     def _bulk(self, op: str, images: list[str], fn: Callable[[str, str | None, str], str | None],
               preview: bool, text_level: bool = False, compare_bytes: bool = False) -> EditResult:
-        cap_paths = [self._cap(i) for i in images]
-        raws = self._read_all(cap_paths)
+        log = self._recover()
+        cap_paths = self._caps(images)
+        raws = self._cache().read_many(cap_paths)
         texts = [None if r is None else decode_caption(r) for r in raws]
-        sep = self._ds.caption_separator or self._majority_separator(texts)
+        sep = self._separator_hint() or self._majority_separator(texts)
         changes: list[CaptionChange] = []
         writes: list[tuple[str, bytes]] = []
-        before: dict[str, bytes | None] = {}
+        olds: list[bytes | None] = []
+        add_change, add_write, add_old = changes.append, writes.append, olds.append
         for img, cap, raw, text in zip(images, cap_paths, raws, texts):
             new = fn(img, text, sep)
-            if new is None:
+            if new is None or (new == text and not compare_bytes):
                 continue
-            data = encode_caption(new, newline=bool(raw and raw.endswith(b"\n")))
-            if (raw == data) if compare_bytes or raw is None else (new == text):
+            data = encode_caption(new, newline=raw is not None and raw.endswith(b"\n"))
+            if raw == data:
                 continue
-            changes.append(CaptionChange(img, cap, text, new))
-            writes.append((cap, data))
-            before[cap] = raw
+            add_change(CaptionChange(img, cap, text, new))
+            add_write((cap, data))
+            add_old(raw)
         result = EditResult(op, len(changes), len(images), preview, changes)
         if preview or not writes:
             return result
-        snap, keep = self._start_snapshot(op, before)
-        jobs = [(path, data, k, old) for (path, data), k, old in zip(writes, keep, before.values())]
-        try:
-            self._map(_replace_one, jobs)
-        except OSError as e:
-            self._map(_rollback_one, jobs)
-            shutil.rmtree(snap, ignore_errors=True)
-            raise LoraNbError(f"Writing captions failed ({e}); every caption was put back as it was.",
-                              fix="Check free disk space and file permissions, then try again.") from None
+        step = log.begin(op, dict(zip([w[0] for w in writes], olds)), dict(writes))
+        step.write(writes)
+        step.commit()
         return result
-
-    def _map(self, fn: Callable[[list], list], items: list) -> list[list]:
-        """Run ``fn`` over chunks of ``items`` on threads (file writes wait on the disk, not the CPU)."""
-        if len(items) < _PARALLEL_MIN:
-            return [fn(items)]
-        chunks = _chunks(items, _WRITE_WORKERS)
-        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            return list(pool.map(fn, chunks))
 
     @staticmethod
     def _majority_separator(texts: list[str | None]) -> str:
@@ -519,28 +399,28 @@ class Captions:
 class BulkWriter:
     """See :meth:`Captions.bulk_writer`."""
 
-    def __init__(self, captions: "Captions", snapshot: Path, targets: dict[str, tuple[str, str | None]], before: dict[str, bytes | None]) -> None:
-        self._captions, self._snapshot, self._targets, self._before = captions, snapshot, targets, before
-        self.written = 0
+    def __init__(self, step: Step, targets: dict[str, str], before: dict[str, bytes | None]) -> None:
+        self._step, self._targets, self._before = step, targets, before
+
+    @property
+    def written(self) -> int:
+        return self._step.written
 
     def old(self, image_file: str) -> str | None:
         """The caption the image had when the writer started (None: no caption file)."""
-        raw = self._before.get(self._targets[os.fspath(image_file)][0])
+        raw = self._before.get(self._targets[os.fspath(image_file)])
         return None if raw is None else decode_caption(raw)
 
     def write(self, image_file: str, text: str) -> bool:
         """Replace one image's caption (kept whole on disk); False when it already had exactly this text."""
-        cap, keep = self._targets[os.fspath(image_file)]
-        old = self._before[cap]
+        cap = self._targets[os.fspath(image_file)]
         data = encode_caption(text, newline=True)
-        if old == data:
+        if self._before[cap] == data:
             return False
-        _replace_one([(cap, data, keep, old)])
-        self.written += 1
+        self._step.write_replacing(cap, data)
         return True
 
     def finish(self) -> int:
         """Close the operation; with nothing written it leaves no undo step. Returns the number written."""
-        if self.written == 0:
-            shutil.rmtree(self._snapshot, ignore_errors=True)
-        return self.written
+        self._step.commit()
+        return self._step.written

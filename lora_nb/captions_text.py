@@ -15,6 +15,7 @@ Pure functions, no files. A caption is a comma-separated tag list by default
 """
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["decode_caption", "encode_caption", "split_tags", "join_tags", "detect_separator", "KAOMOJI",
@@ -52,7 +53,9 @@ def decode_caption(data: bytes) -> str:
 
 def encode_caption(text: str, newline: bool = False) -> bytes:
     """Text to the bytes lora-nb writes: UTF-8 without BOM, LF line ends."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.rstrip("\n")
     return (text + "\n" if newline else text).encode("utf-8")
 
 
@@ -77,7 +80,7 @@ def caption_problem(data: bytes) -> str | None:
 def split_tags(text: str, sep: str = ",") -> list[str]:
     """The tags of a caption: split on the separator, stripped, empty pieces dropped."""
     core = sep.strip() or sep
-    return list(filter(None, map(str.strip, text.split(core))))
+    return [t for t in map(str.strip, text.split(core)) if t]
 
 
 def join_tags(tags: list[str], sep: str = DEFAULT_SEPARATOR) -> str:
@@ -90,13 +93,19 @@ def detect_separator(text: str, default: str | None = DEFAULT_SEPARATOR, core: s
     n = text.count(core)
     if not n:
         return default
-    spaced = text.count(core + " ")
-    odd = (core + "  ") in text or (core + "\t") in text or (core + "\n") in text
-    if not odd and spaced == n - text.endswith(core):
-        return core + " "
-    if not spaced and not odd:
+    spaced_sep, odd = _separator_forms(core)
+    spaced = text.count(spaced_sep)
+    oddly = odd[0] in text or odd[1] in text or odd[2] in text
+    if not oddly and spaced == n - text.endswith(core):
+        return spaced_sep
+    if not spaced and not oddly:
         return core
-    return default if default is not None else core + " "
+    return default if default is not None else spaced_sep
+
+
+@functools.lru_cache(maxsize=16)
+def _separator_forms(core: str) -> tuple[str, tuple[str, str, str]]:
+    return core + " ", (core + "  ", core + "\t", core + "\n")
 
 
 def normalize_text(text: str, sep: str) -> str:

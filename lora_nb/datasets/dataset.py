@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 
 from ..errors import InvalidInput, InvalidName, NotFound
 from ..paths import safe_join, safe_name
+from . import listing
 from .images import CAPTION_EXTS, IMAGE_EXTS, BrokenImage, read_header
+from .listing import natural_key as _natural_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..captions import Captions
@@ -40,10 +42,6 @@ __all__ = ["Dataset", "ImageItem", "Subset", "REG_FOLDER_NAMES", "META_DIR"]
 META_DIR = ".lora-nb"
 REG_FOLDER_NAMES = {"reg", "regs", "regularization", "regularisation", "reg_images", "reg_data", "reg_data_dir"}
 _REPEATS = re.compile(r"^(\d+)_(.*)$")
-
-
-def _natural_key(s: str) -> list:
-    return [int(t) if t.isdigit() else t.casefold() for t in re.split(r"(\d+)", s)]
 
 
 @dataclass(frozen=True)
@@ -150,13 +148,8 @@ class Dataset:
         self._set_setting("caption_separator", sep)
 
     def _detect_caption_ext(self) -> str:
-        counts = {".txt": 0, ".caption": 0}
-        for dirpath, dirnames, filenames in self._walk():
-            for fn in filenames:
-                ext = os.path.splitext(fn)[1].lower()
-                if ext in counts:
-                    counts[ext] += 1
-        return ".caption" if counts[".caption"] > counts[".txt"] else ".txt"
+        counts = listing.caption_counts(str(self.path)) if self.path.is_dir() else {}
+        return ".caption" if counts.get(".caption", 0) > counts.get(".txt", 0) else ".txt"
 
     # -- listing ---------------------------------------------------------------------
     def _walk(self):
@@ -173,26 +166,10 @@ class Dataset:
         return [Path(p) for p in self.image_files()]
 
     def image_files(self, sort: bool = True) -> list[str]:
-        """Like :meth:`image_paths`, as plain strings (cheaper for 100,000 files)."""
+        """Like :meth:`image_paths`, as plain strings (cheaper for 100,000 files; the listing is
+        reused while the dataset's folders do not change, see :mod:`lora_nb.datasets.listing`)."""
         self._check_exists()
-        out: list[str] = []
-        stack = [str(self.path)]
-        while stack:
-            with os.scandir(stack.pop()) as it:
-                for e in it:
-                    name = e.name
-                    if name[0] == ".":
-                        continue
-                    dot = name.rfind(".")
-                    if dot > 0 and name[dot:].lower() in IMAGE_EXTS:
-                        if e.is_file():
-                            out.append(e.path)
-                    elif e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
-        if sort:
-            cut = len(str(self.path)) + 1
-            out.sort(key=lambda p: _natural_key(p[cut:]))
-        return out
+        return listing.image_files(str(self.path), sort=sort)
 
     def __len__(self) -> int:
         return len(self.image_files(sort=False))

@@ -161,22 +161,22 @@ def test_caption_extension_dot_caption_is_detected(make_ds):
 
 
 def test_failed_write_rolls_back_everything(make_ds, monkeypatch):
-    import lora_nb.captions as captions_mod
+    import lora_nb.caption_undo as undo_mod
 
     ds = make_ds({f"i{n}": f"tag{n}" for n in range(5)})
     before = {p.name: p.read_bytes() for p in ds.path.glob("*.txt")}
-    real = captions_mod.atomic_write
+    real = undo_mod.overwrite_small
     calls = []
 
     def flaky(path, data):
         calls.append(path)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
-        real(path, data)
+        return real(path, data)
 
-    monkeypatch.setattr(captions_mod, "atomic_write", flaky)
+    monkeypatch.setattr(undo_mod, "overwrite_small", flaky)
     with pytest.raises(Exception, match="put back"):
         ds.captions.add_trigger("t")
-    monkeypatch.setattr(captions_mod, "atomic_write", real)
+    assert len(calls) > 3          # the two written before the failure were rewritten back
     assert {p.name: p.read_bytes() for p in ds.path.glob("*.txt")} == before
     assert ds.captions.history() == []
