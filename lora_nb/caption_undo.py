@@ -114,9 +114,12 @@ class Step:
         self.written += 1
 
     def commit(self) -> None:
-        """Make the written captions durable and close the step (removed when nothing was written)."""
+        """Close the step: it becomes the newest undo step (and the oldest beyond ``keep`` go);
+        with nothing written it is removed."""
         if self.written:
             os.unlink(self.folder / "lock")
+            for old_step in self._log.steps()[:-self._log.keep]:
+                shutil.rmtree(old_step, ignore_errors=True)
         else:
             shutil.rmtree(self.folder, ignore_errors=True)
         self._release()
@@ -189,8 +192,6 @@ class UndoLog:
         except BaseException:
             shutil.rmtree(prep, ignore_errors=True)
             raise
-        for old_step in self.steps()[:-self.keep]:
-            shutil.rmtree(old_step, ignore_errors=True)
         return Step(self, final, fd, before)
 
     # -- reading ---------------------------------------------------------------------

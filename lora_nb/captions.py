@@ -128,8 +128,12 @@ class Captions:
     def _undo_log(self) -> UndoLog:
         return UndoLog(self._ds.meta_dir / "undo", self._ds.path)
 
+    def recover(self) -> list[str]:
+        """Finish bulk edits whose process died while writing (rolled back; a tagging job's
+        finished captions are kept). Every public operation does this first; returns what was done."""
+        return self._undo_log().recover()
+
     def _recover(self) -> UndoLog:
-        """The undo log, after finishing any bulk edit whose process died while writing."""
         log = self._undo_log()
         log.recover()
         return log

@@ -113,7 +113,7 @@ class Dataset:
             return {}
 
     def _set_setting(self, key: str, value: Any) -> None:
-        from ..captions import atomic_write
+        from ..files import atomic_write
 
         s = self._settings()
         s[key] = value
@@ -202,7 +202,7 @@ class Dataset:
 
     def images(self) -> list["ImageItem"]:
         """Every image with its caption, size and format (headers are read once and cached)."""
-        from ..captions import _read
+        from ..files import read_or_none as _read
         from ..captions_text import decode_caption
 
         items = []

@@ -63,6 +63,10 @@ def _scan(root: str) -> _Listing:
     captions = {".txt": 0, ".caption": 0}
     folders: list[tuple[str, int, int]] = []
     reusable = True
+    try:    # made before the root is looked at: saving the listing there later leaves the root as it was
+        os.mkdir(os.path.join(root, ".lora-nb"))
+    except OSError:
+        pass
     stack = [root]
     exts = IMAGE_EXTS
     while stack:
@@ -107,7 +111,6 @@ def _load(root: str) -> _Listing | None:
 
 def _save(root: str, listing: _Listing) -> None:
     try:
-        os.makedirs(os.path.join(root, ".lora-nb"), exist_ok=True)
         atomic_write(os.path.join(root, _FILE), _MAGIC + marshal.dumps(
             (listing.images, listing.captions, listing.folders, listing.natural)))
     except OSError:        # a read-only dataset: kept in memory only

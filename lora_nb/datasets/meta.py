@@ -56,7 +56,7 @@ class MetaCache:
 
     def save(self) -> None:
         """Write if anything changed (atomically; a lost race only loses cache entries)."""
-        from ..captions import atomic_write
+        from ..files import atomic_write
 
         with self._lock:
             if not self._dirty or self._data is None:

@@ -211,8 +211,9 @@ def build_report(ds: "Dataset", resolution: int | tuple[int, int] = 512, trigger
                  progress: Callable[[int, int], None] | None = None) -> DatasetReport:
     """Build a :class:`DatasetReport`. ``near_threshold``: most differing bits (of 64) for near duplicates;
     ``tiny_fraction``: images under this share of the training area are "tiny"."""
-    from ..captions import _read
+    from ..files import read_or_none as _read
 
+    ds.captions.recover()      # a bulk edit cut short by a crash is rolled back before anything is judged
     res = (resolution, resolution) if isinstance(resolution, int) else (int(resolution[0]), int(resolution[1]))
     rep = DatasetReport(ds.name, res)
     root = ds.path

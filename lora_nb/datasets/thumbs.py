@@ -31,7 +31,7 @@ def make_thumbnail(src: Path, dst: Path, size: int) -> None:
     """Decode ``src`` (draft mode for JPEG), shrink to fit ``size`` and write a JPEG to ``dst`` atomically."""
     from PIL import Image
 
-    from ..captions import atomic_write
+    from ..files import atomic_write
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
