@@ -10,7 +10,9 @@ Each figure is the median of ``--repeat`` runs (the machines here are noisy).
 
 The caption set (about 20 WD14-like tags each) is generated once under
 /tmp/lora-nb-bench/ and copied for each run; the copies' captions are left to age past
-the cache's racy window (0.1 s) before timing, as an imported dataset would be.
+the cache's racy window (0.1 s) before timing, as an imported dataset would be. Before
+each timing the file system is synced (``settle``): on this 2-core machine the kernel's
+write-back of the set-up's files otherwise lands in whichever step runs next.
 """
 from __future__ import annotations
 
@@ -50,9 +52,18 @@ def corpus(count: int) -> Path:
 
 
 def timed(fn):
+    settle()
     t = time.perf_counter()
     out = fn()
     return time.perf_counter() - t, out
+
+
+def settle() -> None:
+    """Flush what earlier steps wrote, so the kernel's write-back of the set-up (100,000 new
+    files) or of the previous step does not land inside the next timing; then let the
+    newest writes age past the cache's racy window, as on a dataset edited a moment ago."""
+    os.sync()
+    time.sleep(0.3)
 
 
 def plain_frequencies(paths: list[str]) -> Counter:
@@ -92,7 +103,6 @@ def one_run(src: Path, count: int) -> dict[str, float]:
         shutil.copytree(src, dst, copy_function=os.link, ignore=shutil.ignore_patterns("done"))
         for p in dst.glob("*.txt"):   # own caption files (the image files stay hard links)
             data = p.read_bytes(); p.unlink(); p.write_bytes(data)
-        time.sleep(0.3)               # past the racy window, like any dataset imported a moment ago
         ds = ws.datasets.get("caps")
         r: dict[str, float] = {}
         r["first count (builds the cache)"], freq = timed(ds.captions.frequencies)
@@ -104,7 +114,7 @@ def one_run(src: Path, count: int) -> dict[str, float]:
         assert prev.changed == count
         r["add_trigger"], res = timed(lambda: ds.captions.add_trigger("ohwx"))
         assert res.changed == count
-        r["count right after the edit"], after = timed(ds.captions.frequencies)
+        r["count after the edit"], after = timed(ds.captions.frequencies)
         assert after["ohwx"] == count
         r["undo"], u = timed(ds.captions.undo)
         assert u.changed == count

@@ -35,6 +35,7 @@ from typing import Iterable
 
 from .captions_text import decode_caption, split_tags
 from .files import RACY_NS, atomic_write, read_or_none
+from .gc_pause import gc_paused
 
 __all__ = ["CaptionCache", "cache_for"]
 
@@ -158,6 +159,7 @@ class CaptionCache:
         self._loaded_sig = self._file_sig()
 
     # -- queries -----------------------------------------------------------------------
+    @gc_paused()
     def read_many(self, caption_files: list[str]) -> list[bytes | None]:
         """The current bytes of these captions (None: no caption file), reading only changed ones.
 
@@ -168,6 +170,7 @@ class CaptionCache:
             data = self._data
             return [None if i is None else data[i] for i in self._refresh(caption_files, False)]
 
+    @gc_paused()
     def counts(self, caption_files: Iterable[str], complete: bool = False) -> Counter:
         """How many of these captions hold each tag. ``complete=True`` says the list is every
         caption of the dataset, so entries of captions no longer there are dropped."""
@@ -185,6 +188,7 @@ class CaptionCache:
             self._save()
             return out
 
+    @gc_paused()
     def tag_sets(self, caption_files: list[str]) -> list[frozenset[str]]:
         """The tags of each caption (an empty set when there is no caption file)."""
         with self._lock:

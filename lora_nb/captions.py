@@ -38,6 +38,7 @@ from .captions_text import (DEFAULT_SEPARATOR, KAOMOJI, decode_caption, detect_s
                             normalize_text, split_tags)
 from .errors import InvalidInput, NotFound
 from .files import atomic_write, read_or_none as _read
+from .gc_pause import gc_paused
 
 if TYPE_CHECKING:  # pragma: no cover
     from .datasets.dataset import Dataset, ImageItem
@@ -322,6 +323,7 @@ class Captions:
         """The bulk operations that can be undone, newest last: ``{"op", "time", "count"}``."""
         return self._recover().history()
 
+    @gc_paused()
     def undo(self) -> EditResult:
         """Restore, byte for byte, the caption files the last bulk operation changed.
 
@@ -364,6 +366,7 @@ class Captions:
     def _separator_hint(self) -> str | None:
         return self._ds.caption_separator
 
+    @gc_paused()
     def _bulk(self, op: str, images: list[str], fn: Callable[[str, str | None, str], str | None],
               preview: bool, text_level: bool = False, compare_bytes: bool = False) -> EditResult:
         log = self._recover()
