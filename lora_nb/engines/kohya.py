@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -284,13 +283,3 @@ def collect_artifacts(run_dir: Path) -> list[Artifact]:
             out.append(Artifact(run_dir / name, "config"))
     return out
 
-
-@functools.lru_cache(maxsize=16)
-def _missing_modules(python: Path, modules: tuple[str, ...]) -> list[str]:
-    code = ("import importlib.util, sys\n"
-            f"print(','.join(m for m in {list(modules)!r} if importlib.util.find_spec(m) is None))")
-    try:
-        out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return [f"(could not run it: {e})"]
-    return [m for m in out.stdout.strip().split(",") if m]

@@ -1,7 +1,9 @@
 """Finding an engine checkout and its Python: settings, then an environment variable, then the workspace."""
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,7 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..workspace import Workspace
     from .base import EngineStatus
 
-__all__ = ["engine_dir", "engine_python", "git_commit", "check_checkout"]
+__all__ = ["engine_dir", "engine_python", "git_commit", "check_checkout", "missing_modules"]
 
 
 def engine_dir(ws: "Workspace", setting: str, env: str, default_name: str) -> Path:
@@ -62,10 +64,20 @@ def check_checkout(name: str, folder: Path, python: Path, markers: tuple[str, ..
     if not python.exists():
         problems.append(f"The engine's Python {python} does not exist. Set ws.settings.set('{python_setting}', '/path/to/venv/bin/python').")
     elif not problems:
-        from .kohya import _missing_modules
-
-        missing = _missing_modules(python, modules)
+        missing = missing_modules(python, modules)
         if missing:
             problems.append(f"The engine's Python lacks {', '.join(missing)}. Run `{python} -m pip install -r {folder}/requirements.txt` "
                             f"(or `lora-nb engines install {name}`).")
     return EngineStatus(name, not problems, folder, python, git_commit(folder), tuple(problems))
+
+
+@functools.lru_cache(maxsize=16)
+def missing_modules(python: Path, modules: tuple[str, ...]) -> list[str]:
+    """The names in ``modules`` that ``python`` cannot import (asked in a subprocess, cached)."""
+    code = ("import importlib.util, sys\n"
+            f"print(','.join(m for m in {list(modules)!r} if importlib.util.find_spec(m) is None))")
+    try:
+        out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return [f"(could not run it: {e})"]
+    return [m for m in out.stdout.strip().split(",") if m]
