@@ -88,7 +88,7 @@ def plain_add_trigger(paths: list[str], word: str) -> int:
 
 def one_run(src: Path, count: int) -> dict[str, float]:
     import lora_nb
-    import lora_nb.caption_cache as cache_mod
+    import lora_nb.captions.cache as cache_mod
     from lora_nb.datasets import listing
 
     def new_kernel() -> None:   # what a restarted kernel has: only what is on disk

@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "TrainingConfig": "lora_nb.config:TrainingConfig",
     "steps": "lora_nb.config:steps",
-    "JobStatus": "lora_nb.jobs.events:JobStatus",
-    "Progress": "lora_nb.jobs.events:Progress",
+    "JobStatus": "lora_nb.progress.events:JobStatus",
+    "Progress": "lora_nb.progress.events:Progress",
 }
 _SUBMODULES = {"errors", "paths", "store", "settings", "workspace", "jobs", "datasets", "captions", "tagging",
                "config", "engines", "lora", "models", "system", "demo", "tasks", "cli"}

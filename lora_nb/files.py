@@ -3,7 +3,7 @@
 ``atomic_write`` (temporary file + rename) is the safe default for one file. Renaming
 over an existing file is slow on ext4 (its ``auto_da_alloc`` flushes the new data at
 every replace: about 1 ms per file on our machines), so bulk edits of many captions
-use :func:`overwrite_small` under a journal instead (see :mod:`lora_nb.caption_undo`):
+use :func:`overwrite_small` under a journal instead (see :mod:`lora_nb.captions.journal`):
 a rewrite of an existing, unshared, single-page file in one ``write`` call, about
 5 microseconds.
 

@@ -116,7 +116,7 @@ def _history(job_id: str) -> collections.deque:
 
 def rebuild_loss(job: Any) -> list[tuple[float, float]]:
     """(step, loss) points of a job read back from the end of its log with the job's own parser."""
-    from lora_nb.jobs.parsers import get_parser
+    from lora_nb.progress.parsers import get_parser
 
     rec = job._record()
     parser = get_parser(rec.parser, job.run_dir, rec.parser_options)
@@ -410,7 +410,7 @@ class JobsPanel(W.VBox):
             self._refresh(select)
 
     def _refresh(self, select: str | None) -> None:
-        from lora_nb.jobs.events import JobStatus
+        from lora_nb.progress.events import JobStatus
 
         want = {"all": None, "active": [s for s in JobStatus if not s.is_final],
                 "finished": [s for s in JobStatus if s.is_final]}[self.filter.value]

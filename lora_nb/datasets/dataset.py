@@ -203,7 +203,7 @@ class Dataset:
     def images(self) -> list["ImageItem"]:
         """Every image with its caption, size and format (headers are read once and cached)."""
         from ..files import read_or_none as _read
-        from ..captions_text import decode_caption
+        from ..captions.text import decode_caption
 
         items = []
         ext = self.caption_extension

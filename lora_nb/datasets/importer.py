@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Callable, Iterable, Union
 
-from ..captions_text import decode_caption, encode_caption
+from ..captions.text import decode_caption, encode_caption
 from ..errors import AlreadyExists, InvalidInput, NotFound
 from ..paths import MAX_NAME_LENGTH, safe_name
 from .images import CAPTION_EXTS, IMAGE_EXTS, BrokenImage, inspect_image, normalized_bytes

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..captions_text import caption_problem, decode_caption, split_tags
+from ..captions.text import caption_problem, decode_caption, split_tags
 from .images import CAPTION_EXTS, TRAINER_EXTS, BrokenImage, inspect_image
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -17,9 +17,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..jobs.events import Event, JobStatus, Verdict
-from ..jobs.parsers import LogParser
-from ..jobs.tqdm_line import parse_tqdm
+from ..progress.events import Event, JobStatus, Verdict
+from ..progress.parsers import LogParser
+from ..progress.tqdm_line import parse_tqdm
 from .hints import match_hint
 
 __all__ = ["AIToolkitParser"]

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from .parsers import TASK_MARKER
+from ..progress.parsers import TASK_MARKER
 from ..cli import open_workspace as _ws
 
 __all__ = ["register", "follow_log"]

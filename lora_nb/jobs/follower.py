@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .events import Event, EventKind, JobStatus, Progress
+from ..progress.events import Event, EventKind, JobStatus, Progress
 
 __all__ = ["Follower", "TAIL_LINES"]
 

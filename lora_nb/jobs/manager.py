@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import JobError, NotFound
 from ..settings import looks_secret
-from .events import Event, JobStatus, Progress
+from ..progress.events import Event, JobStatus, Progress
 from . import records, scheduler
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -269,7 +269,7 @@ class JobManager:
         any starts at once, taking them from this process.
         """
         from .models import SubmitRequest
-        from .parsers import _REGISTRY
+        from ..progress.parsers import _REGISTRY
 
         run_dir = self.ws.runs_dir / job_id if job_id else None
         try:
@@ -284,7 +284,7 @@ class JobManager:
             if req.parser not in _REGISTRY:
                 raise JobError(f"There is no log parser called '{req.parser}'.", fix=f"Use one of: {', '.join(sorted(_REGISTRY))}.")
             if "stop_signal" in req.parser_options:  # checked here so a typo fails now, not when Stop is pressed
-                from .parsers import LogParser
+                from ..progress.parsers import LogParser
 
                 LogParser(options={"stop_signal": req.parser_options["stop_signal"]}).stop_signal
             for key in ("meta", "parser_options"):

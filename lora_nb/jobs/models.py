@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .events import JobStatus
+from ..progress.events import JobStatus
 
 
 class SubmitRequest(BaseModel):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Store
-from .events import JobStatus
+from ..progress.events import JobStatus
 
 __all__ = ["MIGRATIONS", "JobRecord", "new_job_id", "load", "load_all", "update", "add_event", "events", "ACTIVE"]
 

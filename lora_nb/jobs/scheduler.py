@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .events import JobStatus
+from ..progress.events import JobStatus
 from . import records
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .events import EventKind, JobStatus, Progress
+from ..progress.events import EventKind, JobStatus, Progress
 from .lines import LineSplitter
 from . import records
 
@@ -155,7 +155,7 @@ class Supervisor:
 
     # -- the run -----------------------------------------------------------------
     def run(self) -> int:
-        from .parsers import get_parser
+        from ..progress.parsers import get_parser
 
         rec = self._register()
         signal.signal(signal.SIGTERM, self.request_stop)

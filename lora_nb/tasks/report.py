@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
-from ..jobs.parsers import TASK_MARKER
+from ..progress.parsers import TASK_MARKER
 
 __all__ = ["Reporter", "emit", "load_params", "StopFlag"]
 

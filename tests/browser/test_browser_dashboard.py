@@ -26,7 +26,7 @@ from PIL import Image
 
 import lora_nb
 from lora_nb import TrainingConfig
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 from support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-import lora_nb.caption_cache as cache_mod
-from lora_nb.caption_cache import CaptionCache
+import lora_nb.captions.cache as cache_mod
+from lora_nb.captions.cache import CaptionCache
 from lora_nb.files import RACY_NS
 
 

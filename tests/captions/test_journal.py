@@ -32,7 +32,7 @@ def _child(ds, body: str) -> subprocess.Popen:
     """A child process that opens the dataset and runs ``body`` (``ds`` and ``undo_mod`` are bound)."""
     code = textwrap.dedent(f"""
         import os, signal, sys
-        import lora_nb, lora_nb.caption_undo as undo_mod
+        import lora_nb, lora_nb.captions.journal as undo_mod
         ds = lora_nb.Workspace({str(ds.path.parent.parent)!r}).datasets.get({ds.name!r})
     """) + textwrap.dedent(body)
     return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -95,7 +95,7 @@ def test_killed_tagger_keeps_what_it_wrote_and_can_be_undone(make_ds):
 
 
 def test_failed_write_and_failed_rollback_finish_on_next_use(make_ds, monkeypatch):
-    import lora_nb.caption_undo as undo_mod
+    import lora_nb.captions.journal as undo_mod
 
     ds = make_ds({f"i{n}": f"tag{n}" for n in range(8)})
     before = _captions(ds)
@@ -170,7 +170,7 @@ def test_linked_captions_are_never_written_through(make_ds, tmp_path):
 
 
 def test_undo_steps_are_capped_and_listed_in_order(make_ds):
-    from lora_nb.caption_undo import UNDO_KEEP
+    from lora_nb.captions.journal import UNDO_KEEP
 
     ds = make_ds({"a": "x"})
     for n in range(UNDO_KEEP + 3):

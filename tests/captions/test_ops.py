@@ -161,7 +161,7 @@ def test_caption_extension_dot_caption_is_detected(make_ds):
 
 
 def test_failed_write_rolls_back_everything(make_ds, monkeypatch):
-    import lora_nb.caption_undo as undo_mod
+    import lora_nb.captions.journal as undo_mod
 
     ds = make_ds({f"i{n}": f"tag{n}" for n in range(5)})
     before = {p.name: p.read_bytes() for p in ds.path.glob("*.txt")}

@@ -6,7 +6,7 @@ import shutil
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lora_nb.captions_text import KAOMOJI, decode_caption, detect_separator, join_tags, split_tags
+from lora_nb.captions.text import KAOMOJI, decode_caption, detect_separator, join_tags, split_tags
 
 word = st.text(alphabet=st.characters(codec="utf-8", exclude_characters=",\r\n\x00", exclude_categories=("Cs", "Zs", "Cc")),
                min_size=1, max_size=8)

@@ -4,9 +4,9 @@ import io
 import pytest
 
 from lora_nb.errors import JobError
-from lora_nb.jobs.events import EventKind, JobStatus, Progress
-from lora_nb.jobs.parsers import PlainParser, TaskParser, get_parser, register_parser
-from lora_nb.jobs.tqdm_line import parse_clock, parse_tqdm
+from lora_nb.progress.events import EventKind, JobStatus, Progress
+from lora_nb.progress.parsers import PlainParser, TaskParser, get_parser, register_parser
+from lora_nb.progress.tqdm_line import parse_clock, parse_tqdm
 from lora_nb.tasks.report import Reporter
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from lora_nb import demo
 from lora_nb.errors import LoraNbError
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 from support import wait_for
 
 

@@ -19,7 +19,7 @@ from lora_nb.config import TrainingConfig
 from lora_nb.engines.aitoolkit import render_job
 from lora_nb.engines.aitoolkit_parser import AIToolkitParser
 from lora_nb.errors import ConfigError, EngineError
-from lora_nb.jobs.events import EventKind, JobStatus
+from lora_nb.progress.events import EventKind, JobStatus
 from support import wait_for
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

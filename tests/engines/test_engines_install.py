@@ -13,7 +13,7 @@ import pytest
 from lora_nb.engines import get_engine
 from lora_nb.engines.install import install_engine
 from lora_nb.errors import EngineError
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 
 
 def git(cwd, *args):

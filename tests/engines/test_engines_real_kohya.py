@@ -16,7 +16,7 @@ import pytest
 
 from lora_nb import TrainingConfig
 from lora_nb.config import steps
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 from support import wait_for
 
 REAL = os.environ.get("LORA_NB_REAL_KOHYA_DIR")

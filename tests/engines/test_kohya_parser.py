@@ -6,7 +6,7 @@ import json
 import pytest
 
 from lora_nb.engines.kohya_parser import KohyaParser
-from lora_nb.jobs.events import EventKind, JobStatus, Progress
+from lora_nb.progress.events import EventKind, JobStatus, Progress
 from lora_nb.jobs.lines import LineSplitter
 
 

@@ -12,7 +12,7 @@ import textwrap
 import time
 
 import lora_nb
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 
 from support import STANDIN, alive, wait_for
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lora_nb.errors import JobError, NotFound
-from lora_nb.jobs.events import EventKind, JobStatus
+from lora_nb.progress.events import EventKind, JobStatus
 
 from support import alive, standin, wait_for
 

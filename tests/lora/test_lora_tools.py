@@ -17,7 +17,7 @@ from safetensors.numpy import save_file
 
 import lora_nb.lora as L
 from lora_nb.errors import ConfigError, LoraFileError, SecretError
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 from lora_nb.lora.header import read_header
 from lora_nb.lora.info import module_pairs
 from lora_nb.lora.rank_resize import choose_rank

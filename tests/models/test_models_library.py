@@ -16,7 +16,7 @@ from safetensors.numpy import save_file
 
 from fake_hub_files import FakeHub
 from lora_nb.errors import InvalidInput, InvalidName
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 from lora_nb.models.fetch import fetch
 from lora_nb.models.sources import parse_source
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from fake_hub_files import FakeHub  # noqa: E402  (tests/ is on sys.path)
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 from lora_nb.tagging.tiny import build_tiny_tagger
 
 PROBE = """

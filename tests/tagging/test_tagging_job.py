@@ -11,7 +11,7 @@ from PIL import Image
 
 from lora_nb import demo
 from lora_nb.errors import ConfigError, TaggerError
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 from lora_nb.tagging.tiny import build_tiny_tagger
 from support import wait_for
 

@@ -155,7 +155,7 @@ def test_import_from_a_url_runs_as_a_job(ws, tmp_path):
     import http.server
     import threading
 
-    from lora_nb.jobs.events import JobStatus
+    from lora_nb.progress.events import JobStatus
     from support import wait_for
 
     site = tmp_path / "site"

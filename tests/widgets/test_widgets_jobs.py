@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import lora_nb
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 from lora_nb.widgets import JobMonitor, JobsPanel
 from lora_nb.widgets import jobs as jobs_mod
 from support import standin, wait_for

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 from lora_nb.widgets import Dashboard, LoraPanel, ModelsPanel, SystemHeader, TaggingPanel
 from support import wait_for
 

@@ -3,7 +3,7 @@ calculator, presets, engine status, Start (on the STAND-IN sd-scripts of tests/e
 from __future__ import annotations
 
 from lora_nb.config import TrainingConfig, steps
-from lora_nb.jobs.events import JobStatus
+from lora_nb.progress.events import JobStatus
 from lora_nb.widgets import TrainingPanel
 
 

@@ -33,9 +33,9 @@ from itertools import chain
 from pathlib import Path
 from typing import Iterable
 
-from .captions_text import decode_caption, split_tags
-from .files import RACY_NS, atomic_write, read_or_none
-from .gc_pause import gc_paused
+from .text import decode_caption, split_tags
+from ..files import RACY_NS, atomic_write, read_or_none
+from ..gc_pause import gc_paused
 
 __all__ = ["CaptionCache", "cache_for"]
 

@@ -1,14 +1,14 @@
-"""Caption files of a dataset: read, write, bulk edits with preview and undo, tag statistics.
+"""``ds.captions``: the public face of a dataset's captions: read, write, bulk edits with preview and undo, tag statistics.
 
 One caption per image, in ``<image stem><ext>`` beside it (``.txt`` unless the dataset
 uses ``.caption``), written as UTF-8. One caption is written atomically (temporary
 file + rename). Bulk operations work on the whole dataset or a selection, keep each
 caption's separator (``", "`` or ``","``), return an :class:`EditResult` and can be
 previewed without writing. They are all-or-nothing: the old bytes of every caption
-they change are journaled first (:mod:`lora_nb.caption_undo`), so a crash part-way is
+they change are journaled first (:mod:`lora_nb.captions.journal`, run by :mod:`lora_nb.captions.bulk`), so a crash part-way is
 rolled back the next time the dataset's captions are used, and :meth:`Captions.undo`
 restores them byte for byte. Bulk operations and tag statistics read through a
-persisted cache (:mod:`lora_nb.caption_cache`) that re-reads only changed captions.
+persisted cache (:mod:`lora_nb.captions.cache`) that re-reads only changed captions.
 
 >>> import lora_nb, tempfile
 >>> ws = lora_nb.Workspace(tempfile.mkdtemp())
@@ -25,60 +25,23 @@ persisted cache (:mod:`lora_nb.caption_cache`) that re-reads only changed captio
 """
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence, Union
+from typing import Callable, Iterable, Sequence
 
-from .caption_cache import cache_for
-from .caption_undo import UNDO_KEEP, Step, UndoLog
-from .captions_text import (DEFAULT_SEPARATOR, KAOMOJI, decode_caption, detect_separator, encode_caption,
-                            normalize_text, split_tags)
-from .errors import InvalidInput, NotFound
-from .files import atomic_write, read_or_none as _read
-from .gc_pause import gc_paused
+from ..errors import InvalidInput, NotFound
+from ..files import read_or_none
+from ..gc_pause import gc_paused
+from . import bulk
+from .bulk import BulkWriter, CaptionChange, EditResult
+from .journal import UNDO_KEEP
+from .store import CaptionFolder, CaptionStore, ImageRef
+from .text import KAOMOJI, decode_caption, normalize_text, split_tags
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .datasets.dataset import Dataset, ImageItem
+__all__ = ["Captions", "EditResult", "CaptionChange", "BulkWriter", "UNDO_KEEP", "KEEP_SEPARATOR"]
 
-__all__ = ["Captions", "EditResult", "CaptionChange", "BulkWriter", "atomic_write", "UNDO_KEEP"]
-
-ImageRef = Union["ImageItem", str, os.PathLike]
 KEEP_SEPARATOR = "|||"   # kohya's usual keep_tokens_separator: tags before it stay put when sorting
-
-
-class CaptionChange(NamedTuple):
-    """One caption's text before and after (``image`` and ``caption_path`` are Paths)."""
-
-    image_file: str
-    caption_file: str
-    before: str | None      # None: there was no caption file
-    after: str | None       # None: the caption file is removed (undo of a created caption)
-
-    @property
-    def image(self) -> Path:
-        return Path(self.image_file)
-
-    @property
-    def caption_path(self) -> Path:
-        return Path(self.caption_file)
-
-
-@dataclass
-class EditResult:
-    """What a bulk operation changed (or would change, with ``preview=True``)."""
-
-    op: str
-    changed: int
-    total: int
-    preview: bool = False
-    changes: list[CaptionChange] = field(default_factory=list, repr=False)
-
-    def __repr__(self) -> str:
-        verb = "would change" if self.preview else "changed"
-        return f"EditResult({self.op!r}: {verb} {self.changed} of {self.total} captions)"
 
 
 def _as_list(tags: str | Iterable[str]) -> list[str]:
@@ -106,73 +69,49 @@ def _compile(pattern: str) -> re.Pattern:
 class Captions:
     """The captions of one dataset. Get it as ``ds.captions``."""
 
-    def __init__(self, dataset: "Dataset") -> None:
+    def __init__(self, dataset: CaptionFolder) -> None:
         self._ds = dataset
+        self._store = CaptionStore(dataset)
 
     # -- paths -----------------------------------------------------------------------
     @property
     def extension(self) -> str:
-        return self._ds.caption_extension
+        return self._store.extension
 
     def path_for(self, image: ImageRef) -> Path:
         """The caption file of an image (which may not exist yet)."""
-        return Path(self._cap(os.fspath(self._ds.resolve_image(image))))
-
-    def _cap(self, image_file: str) -> str:
-        return os.path.splitext(image_file)[0] + self.extension
-
-    def _caps(self, image_files: list[str]) -> list[str]:
-        """Caption paths of many images (an image name always has an extension: cut at its last dot)."""
-        ext = self.extension
-        return [f[:f.rfind(".")] + ext for f in image_files]
-
-    def _undo_log(self) -> UndoLog:
-        return UndoLog(self._ds.meta_dir / "undo", self._ds.path)
+        return self._store.path_for(image)
 
     def recover(self) -> list[str]:
         """Finish bulk edits whose process died while writing (rolled back; a tagging job's
         finished captions are kept). Every public operation does this first; returns what was done."""
-        return self._undo_log().recover()
-
-    def _recover(self) -> UndoLog:
-        log = self._undo_log()
-        log.recover()
-        return log
+        return self._store.undo_log().recover()
 
     # -- one caption -----------------------------------------------------------------
     def get(self, image: ImageRef, default: str | None = None) -> str | None:
         """The caption text (decoded tolerantly, line ends normalised), or ``default`` when there is none."""
-        data = _read(self.path_for(image))
-        return default if data is None else decode_caption(data)
+        return self._store.get(image, default)
 
     def set(self, image: ImageRef, text: str) -> None:
         """Write one caption atomically as UTF-8 (keeping a trailing newline if the old file had one)."""
-        if not isinstance(text, str):
-            raise InvalidInput(f"A caption must be text, not {type(text).__name__}.", fix="Pass a string.")
-        path = self.path_for(image)
-        img = self._ds.resolve_image(image)
-        if not img.exists():
-            raise NotFound(f"There is no image {self._ds.rel(img)!r} in dataset '{self._ds.name}'.",
-                           fix="Use a path from ds.images().")
-        old = _read(path)
-        atomic_write(path, encode_caption(text, newline=bool(old and old.endswith(b"\n"))))
+        self._store.set(image, text)
 
     def set_many(self, captions: dict, op: str = "set_many", preview: bool = False) -> EditResult:
         """Write many captions as one undoable bulk operation (the tagger uses this)."""
-        wanted = {os.fspath(self._ds.resolve_image(k)): v for k, v in captions.items()}
-        return self._bulk(op, list(wanted), lambda img, text, sep: wanted[img], preview, text_level=True)
+        wanted = {self._store.image_file(k): v for k, v in captions.items()}
+        return bulk.apply(self._store, op, list(wanted), lambda img, text, sep: wanted[img], preview)
 
-    def bulk_writer(self, op: str, images: Sequence[ImageRef]) -> "BulkWriter":
+    def bulk_writer(self, op: str, images: Sequence[ImageRef]) -> BulkWriter:
         """Write captions one by one as a single undoable operation (the tagging job uses this).
 
         The current captions of ``images`` are recorded first; each :meth:`BulkWriter.write` then
         replaces one file atomically, so a stopped writer leaves every caption whole, and
         ``undo()`` puts back exactly the ones it changed.
         """
-        files = [os.fspath(self._ds.resolve_image(i)) for i in images]
-        caps = self._caps(files)
-        before = {c: _read(c) for c in caps}
-        step = self._recover().begin(op, before, mode="keep")
+        files = [self._store.image_file(i) for i in images]
+        caps = self._store.cap_paths(files)
+        before = {c: read_or_none(c) for c in caps}
+        step = self._store.recovered().begin(op, before, mode="keep")
         return BulkWriter(step, dict(zip(files, caps)), before)
 
     # -- bulk operations ---------------------------------------------------------------
@@ -234,7 +173,7 @@ class Captions:
                 return None
             return pattern.sub(new, text) if pattern is not None else text.replace(old, new)
 
-        return self._bulk(name, self._select(selection), text_fn, preview, text_level=True)
+        return bulk.apply(self._store, name, self._store.select(selection), text_fn, preview)
 
     def remove(self, tags: str | Sequence[str], regex: bool = False, selection=None,
                preview: bool = False) -> EditResult:
@@ -284,30 +223,30 @@ class Captions:
 
     def normalize_whitespace(self, selection=None, preview: bool = False) -> EditResult:
         """One line, single spaces, no empty tags; also rewrites BOM, CRLF or non-UTF-8 files as clean UTF-8."""
-        return self._bulk("normalize_whitespace", self._select(selection),
+        return bulk.apply(self._store, "normalize_whitespace", self._store.select(selection),
                           lambda img, text, sep: None if text is None else normalize_text(text, sep),
-                          preview, text_level=True, compare_bytes=True)
+                          preview, compare_bytes=True)
 
     # -- statistics ------------------------------------------------------------------
     def frequencies(self, selection=None) -> Counter:
         """How many captions contain each tag (a tag repeated in one caption counts once).
 
         ``.most_common()`` gives the table, most frequent first. Served from the dataset's
-        caption cache (see :mod:`lora_nb.caption_cache`): only captions changed since the
+        caption cache (see :mod:`lora_nb.captions.cache`): only captions changed since the
         last count are read again.
         """
-        self._recover()
-        files = self._caps(self._select(selection, sort=False))
-        return self._cache().counts(files, complete=selection is None)
+        self._store.recovered()
+        files = self._store.cap_paths(self._store.select(selection, sort=False))
+        return self._store.cache().counts(files, complete=selection is None)
 
     def filter(self, with_tags: str | Sequence[str] = (), without_tags: str | Sequence[str] = (),
                any_of: bool = False, selection=None) -> list[Path]:
         """Images whose captions have all (or, with ``any_of=True``, any) of ``with_tags`` and none of ``without_tags``."""
         want, avoid = set(_as_list(with_tags)), set(_as_list(without_tags))
-        self._recover()
-        images = self._select(selection)
+        self._store.recovered()
+        images = self._store.select(selection)
         out = []
-        for img, tags in zip(images, self._cache().tag_sets(self._caps(images))):
+        for img, tags in zip(images, self._store.cache().tag_sets(self._store.cap_paths(images))):
             if want and not ((tags & want) if any_of else want <= tags):
                 continue
             if tags & avoid:
@@ -315,13 +254,10 @@ class Captions:
             out.append(Path(img))
         return out
 
-    def _cache(self):
-        return cache_for(self._ds.meta_dir / "caption-cache.bin", self._ds.path)
-
     # -- undo ------------------------------------------------------------------------
     def history(self) -> list[dict]:
         """The bulk operations that can be undone, newest last: ``{"op", "time", "count"}``."""
-        return self._recover().history()
+        return self._store.recovered().history()
 
     @gc_paused()
     def undo(self) -> EditResult:
@@ -330,7 +266,7 @@ class Captions:
         Safe to run again if it is interrupted: the undo step stays until every caption is back.
         """
         try:
-            op, restored = self._recover().undo_last()
+            op, restored = self._store.recovered().undo_last()
         except NotFound:
             raise NotFound(f"Dataset '{self._ds.name}' has no caption edit to undo.",
                            fix="Undo works after a bulk operation such as add_trigger or replace.") from None
@@ -339,95 +275,7 @@ class Captions:
         return EditResult(f"undo {op}", len(changes), len(changes), False, changes)
 
     # -- machinery -------------------------------------------------------------------
-    def _select(self, selection, sort: bool = True) -> list[str]:
-        if selection is None:
-            return self._ds.image_files(sort=sort)
-        if isinstance(selection, (str, os.PathLike)) or hasattr(selection, "caption_path"):
-            selection = [selection]
-        return [os.fspath(self._ds.resolve_image(s)) for s in selection]
-
     def _tag_op(self, name: str, fn: Callable[[list[str]], list[str]], selection, preview: bool,
                 create: bool = False) -> EditResult:
-        def text_fn(img: str, text: str | None, sep: str) -> str | None:
-            if text is None:
-                return sep.join(fn([])) if create else None
-            own = detect_separator(text, None, core) if text else None
-            tags = split(text, core)
-            new = fn(tags)
-            if new == tags:
-                return text
-            return (own or sep).join(new)
-
-        sep = self._separator_hint()
-        core = (sep or DEFAULT_SEPARATOR).strip() or sep or DEFAULT_SEPARATOR
-        split = split_tags
-        return self._bulk(name, self._select(selection), text_fn, preview)
-
-    def _separator_hint(self) -> str | None:
-        return self._ds.caption_separator
-
-    @gc_paused()
-    def _bulk(self, op: str, images: list[str], fn: Callable[[str, str | None, str], str | None],
-              preview: bool, text_level: bool = False, compare_bytes: bool = False) -> EditResult:
-        log = self._recover()
-        cap_paths = self._caps(images)
-        raws = self._cache().read_many(cap_paths)
-        texts = [None if r is None else decode_caption(r) for r in raws]
-        sep = self._separator_hint() or self._majority_separator(texts)
-        changes: list[CaptionChange] = []
-        writes: list[tuple[str, bytes]] = []
-        olds: list[bytes | None] = []
-        add_change, add_write, add_old = changes.append, writes.append, olds.append
-        for img, cap, raw, text in zip(images, cap_paths, raws, texts):
-            new = fn(img, text, sep)
-            if new is None or (new == text and not compare_bytes):
-                continue
-            data = encode_caption(new, newline=raw is not None and raw.endswith(b"\n"))
-            if raw == data:
-                continue
-            add_change(CaptionChange(img, cap, text, new))
-            add_write((cap, data))
-            add_old(raw)
-        result = EditResult(op, len(changes), len(images), preview, changes)
-        if preview or not writes:
-            return result
-        step = log.begin(op, dict(zip([w[0] for w in writes], olds)), dict(writes))
-        step.write(writes)
-        step.commit()
-        return result
-
-    @staticmethod
-    def _majority_separator(texts: list[str | None]) -> str:
-        votes = Counter(detect_separator(t, None) for t in texts[:2000] if t and "," in t)
-        votes.pop(None, None)
-        return votes.most_common(1)[0][0] if votes else DEFAULT_SEPARATOR
-
-
-class BulkWriter:
-    """See :meth:`Captions.bulk_writer`."""
-
-    def __init__(self, step: Step, targets: dict[str, str], before: dict[str, bytes | None]) -> None:
-        self._step, self._targets, self._before = step, targets, before
-
-    @property
-    def written(self) -> int:
-        return self._step.written
-
-    def old(self, image_file: str) -> str | None:
-        """The caption the image had when the writer started (None: no caption file)."""
-        raw = self._before.get(self._targets[os.fspath(image_file)])
-        return None if raw is None else decode_caption(raw)
-
-    def write(self, image_file: str, text: str) -> bool:
-        """Replace one image's caption (kept whole on disk); False when it already had exactly this text."""
-        cap = self._targets[os.fspath(image_file)]
-        data = encode_caption(text, newline=True)
-        if self._before[cap] == data:
-            return False
-        self._step.write_replacing(cap, data)
-        return True
-
-    def finish(self) -> int:
-        """Close the operation; with nothing written it leaves no undo step. Returns the number written."""
-        self._step.commit()
-        return self._step.written
+        text_fn = bulk.tag_edit(fn, self._ds.caption_separator, create=create)
+        return bulk.apply(self._store, name, self._store.select(selection), text_fn, preview)

@@ -119,8 +119,8 @@ class TaskParser(LogParser):
 
 
 _REGISTRY: dict[str, str] = {
-    "plain": "lora_nb.jobs.parsers:PlainParser",
-    "task": "lora_nb.jobs.parsers:TaskParser",
+    "plain": "lora_nb.progress.parsers:PlainParser",
+    "task": "lora_nb.progress.parsers:TaskParser",
     "kohya": "lora_nb.engines.kohya_parser:KohyaParser",
     "aitoolkit": "lora_nb.engines.aitoolkit_parser:AIToolkitParser",
 }

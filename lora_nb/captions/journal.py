@@ -38,8 +38,8 @@ import time
 import zlib
 from pathlib import Path
 
-from .errors import LoraNbError, NotFound
-from .files import atomic_write, fsync_path, overwrite_small, read_or_none
+from ..errors import LoraNbError, NotFound
+from ..files import atomic_write, fsync_path, overwrite_small, read_or_none
 
 try:
     import fcntl
