@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from .errors import InvalidName
 
-__all__ = ["safe_name", "safe_join", "is_within", "MAX_NAME_LENGTH"]
+__all__ = ["safe_name", "safe_join", "is_within", "MAX_NAME_LENGTH", "WorkspaceFolders", "SUBFOLDERS", "DB_NAME"]
 
 MAX_NAME_LENGTH = 128
 # Windows device names: a file called "con.txt" breaks Samba shares and zip tools.
@@ -100,3 +100,58 @@ def safe_join(root: Path | str, relpath: str | os.PathLike[str], what: str = "pa
     if not is_within(target, root_real):
         raise InvalidName(f"{shown} is not a valid {what}: it leads outside its folder through a link.", fix="Remove the symbolic link or use a real folder.")
     return target
+
+
+SUBFOLDERS = ("datasets", "models", "runs", "loras", "presets", "engines")
+DB_NAME = "lora_nb.db"
+
+
+class WorkspaceFolders:
+    """The folder layout of a workspace rooted at ``root`` (nothing is created here).
+
+    >>> f = WorkspaceFolders(Path("/w"))
+    >>> f.runs_dir, f.db_path
+    (PosixPath('/w/runs'), PosixPath('/w/lora_nb.db'))
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root: Path = root
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def loras_dir(self) -> Path:
+        return self.root / "loras"
+
+    @property
+    def presets_dir(self) -> Path:
+        return self.root / "presets"
+
+    @property
+    def engines_dir(self) -> Path:
+        return self.root / "engines"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Scratch space on the workspace's own file system, so that ``rename`` into place is atomic."""
+        p = self.root / ".tmp"
+        p.mkdir(exist_ok=True)
+        return p
+
+    def path(self, relpath: str) -> Path:
+        """Resolve a user-supplied path relative to the workspace root; refuses anything outside it."""
+        return safe_join(self.root, relpath)

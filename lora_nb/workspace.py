@@ -1,5 +1,9 @@
 """The workspace: one folder that holds everything a user owns, plus its database.
 
+``Workspace`` is the composition root: it opens the store and the settings and wires the
+managers of the domain packages and the job system together, each given only what it uses
+(see :mod:`lora_nb.ports`). Nothing below this module imports it.
+
 >>> import tempfile
 >>> ws = Workspace(tempfile.mkdtemp())
 >>> sorted(p.name for p in ws.root.iterdir() if p.is_dir())
@@ -15,20 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import InvalidName
-from .paths import safe_join
+from .paths import DB_NAME, SUBFOLDERS, WorkspaceFolders
 from .settings import Settings
 from .store import Store
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover  (imported when first used: `import lora_nb` stays fast)
     from .config.presets import Presets
     from .datasets import Datasets
-    from .jobs.manager import JobManager
+    from .jobs.manager import Job, JobManager
     from .models import ModelLibrary
 
-__all__ = ["Workspace", "default_root", "SUBFOLDERS"]
-
-SUBFOLDERS = ("datasets", "models", "runs", "loras", "presets", "engines")
-DB_NAME = "lora_nb.db"
+__all__ = ["Workspace", "default_root", "SUBFOLDERS", "DB_NAME"]
 
 
 def default_root() -> Path:
@@ -41,7 +42,7 @@ def default_root() -> Path:
     return Path.home() / "lora-nb"
 
 
-class Workspace:
+class Workspace(WorkspaceFolders):
     """Folders plus ``lora_nb.db``, created if missing.
 
     The managers (``jobs``, ``datasets``, ``presets``, ``models``) are created on first use
@@ -53,54 +54,23 @@ class Workspace:
         if "\x00" in str(root_path):
             raise InvalidName("The workspace path contains a NUL byte.", fix="Pass a normal folder path.")
         root_path.mkdir(parents=True, exist_ok=True)
-        self.root: Path = root_path.resolve()
+        super().__init__(root_path.resolve())
         for name in SUBFOLDERS:
             (self.root / name).mkdir(exist_ok=True)
-        self.store = Store(self.root / DB_NAME)
+        self.store = Store(self.db_path)
         self.settings = Settings(self.store)
-
-    # -- folders ------------------------------------------------------------------
-    @property
-    def datasets_dir(self) -> Path:
-        return self.root / "datasets"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.root / "models"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / "runs"
-
-    @property
-    def loras_dir(self) -> Path:
-        return self.root / "loras"
-
-    @property
-    def presets_dir(self) -> Path:
-        return self.root / "presets"
-
-    @property
-    def engines_dir(self) -> Path:
-        return self.root / "engines"
-
-    @property
-    def tmp_dir(self) -> Path:
-        """Scratch space on the workspace's own file system, so that ``rename`` into place is atomic."""
-        p = self.root / ".tmp"
-        p.mkdir(exist_ok=True)
-        return p
-
-    def path(self, relpath: str) -> Path:
-        """Resolve a user-supplied path relative to the workspace root; refuses anything outside it."""
-        return safe_join(self.root, relpath)
 
     # -- managers -----------------------------------------------------------------
     @functools.cached_property
     def jobs(self) -> "JobManager":
-        from .jobs.manager import JobManager
+        from .jobs.manager import Job, JobManager
 
-        return JobManager(self)
+        return JobManager(self, launch_training=self._submit_training)
+
+    def _submit_training(self, config: object) -> "Job":
+        from .engines.launch import submit_training
+
+        return submit_training(self, config)
 
     @functools.cached_property
     def datasets(self) -> "Datasets":
@@ -112,13 +82,13 @@ class Workspace:
     def presets(self) -> "Presets":
         from .config.presets import Presets
 
-        return Presets(self)
+        return Presets(self.presets_dir)
 
     @functools.cached_property
     def models(self) -> "ModelLibrary":
         from .models import ModelLibrary
 
-        return ModelLibrary(self)
+        return ModelLibrary(self.models_dir, self.jobs)
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"

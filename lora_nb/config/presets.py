@@ -20,7 +20,6 @@ from ..errors import ConfigError, InvalidName, NotFound
 from ..paths import safe_name
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..workspace import Workspace
     from .model import TrainingConfig
 
 __all__ = ["Presets", "BUILTIN"]
@@ -69,9 +68,8 @@ _SAVED_FIELDS_EXCLUDED = {"resume"}
 class Presets:
     """``ws.presets``: built-in presets plus the user's own, saved as TOML."""
 
-    def __init__(self, ws: "Workspace") -> None:
-        self.ws = ws
-        self.dir = ws.presets_dir
+    def __init__(self, folder: Path) -> None:
+        self.dir = Path(folder)
 
     def _path(self, name: str) -> Path:
         return self.dir / (safe_name(name, "preset name") + ".toml")

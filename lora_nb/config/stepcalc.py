@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..workspace import Workspace
+    from ..ports import StepsHome
     from .model import TrainingConfig
 
 __all__ = ["StepEstimate", "steps", "count_steps", "collect_samples"]
@@ -77,7 +77,7 @@ def count_steps(bucket_samples: Iterable[tuple[tuple[int, int], int]], batch_siz
                         num_reg_images=num_reg_images, buckets=buckets, exact=exact)
 
 
-def collect_samples(cfg: "TrainingConfig", ws: "Workspace") -> tuple[list[tuple[list[tuple[int, int]], int]], list[tuple[list[tuple[int, int]], int]]]:
+def collect_samples(cfg: "TrainingConfig", ws: "StepsHome") -> tuple[list[tuple[list[tuple[int, int]], int]], list[tuple[list[tuple[int, int]], int]]]:
     """([(image sizes, repeats) per train subset], [... per reg subset]) from the workspace datasets."""
     from .model import Subset
 
@@ -100,7 +100,7 @@ def collect_samples(cfg: "TrainingConfig", ws: "Workspace") -> tuple[list[tuple[
     return train, reg
 
 
-def steps(cfg: "TrainingConfig", ws: "Workspace | None" = None) -> StepEstimate:
+def steps(cfg: "TrainingConfig", ws: "StepsHome | None" = None) -> StepEstimate:
     """The run's step count (exact when ``ws`` holds the dataset), with a time estimate from earlier runs."""
     from .buckets import select_bucket
 
@@ -158,7 +158,7 @@ def steps(cfg: "TrainingConfig", ws: "Workspace | None" = None) -> StepEstimate:
     return replace(est, **extra)
 
 
-def _past_rate(cfg: "TrainingConfig", ws: "Workspace") -> float | None:
+def _past_rate(cfg: "TrainingConfig", ws: "StepsHome") -> float | None:
     """Median speed (steps/s) of finished training runs of the same family and resolution on this machine."""
     try:
         jobs = ws.jobs.list(kind="training")

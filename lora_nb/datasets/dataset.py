@@ -31,9 +31,8 @@ from .images import CAPTION_EXTS, IMAGE_EXTS, BrokenImage, read_header
 from .listing import natural_key as _natural_key
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..ports import DatasetsHome, JobHandle, JobSubmitter
     from ..captions import Captions
-    from ..jobs.manager import Job
-    from ..workspace import Workspace
     from .importer import ImportResult
     from .report import DatasetReport
 
@@ -86,7 +85,7 @@ ImageRef = Union[ImageItem, str, os.PathLike]
 class Dataset:
     """A dataset folder in the workspace. Get one from ``ws.datasets``."""
 
-    def __init__(self, ws: "Workspace", name: str) -> None:
+    def __init__(self, ws: "DatasetsHome", name: str) -> None:
         self.ws = ws
         self.name = safe_name(name, "dataset name")
         self.path: Path = ws.datasets_dir / self.name
@@ -157,7 +156,12 @@ class Dataset:
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             yield dirpath, dirnames, [f for f in filenames if not f.startswith(".")]
 
-    def _check_exists(self) -> None:
+    @property
+    def jobs(self) -> "JobSubmitter":
+        """The job submitter of the dataset's workspace (tagging and checks run as jobs)."""
+        return self.ws.jobs
+
+    def check_exists(self) -> None:
         if not self.path.is_dir():
             raise NotFound(f"Dataset '{self.name}' does not exist.", fix="Create it with ws.datasets.create(name).")
 
@@ -168,7 +172,7 @@ class Dataset:
     def image_files(self, sort: bool = True) -> list[str]:
         """Like :meth:`image_paths`, as plain strings (cheaper for 100,000 files; the listing is
         reused while the dataset's folders do not change, see :mod:`lora_nb.datasets.listing`)."""
-        self._check_exists()
+        self.check_exists()
         return listing.image_files(str(self.path), sort=sort)
 
     def __len__(self) -> int:
@@ -273,7 +277,7 @@ class Dataset:
         """
         from .importer import ImportLimits, commit_into, item_entries, new_staging, sanitize_part, stage
 
-        self._check_exists()
+        self.check_exists()
         prefix = tuple(sanitize_part(p, "folder") for p in subset.replace("\\", "/").split("/") if p) if subset else ()
         entries = item_entries(items)
         staging = new_staging(self.ws)
@@ -314,7 +318,7 @@ class Dataset:
         return build_report(self, resolution=resolution, trigger_words=trigger_words, **options)
 
     def report_job(self, resolution: int | tuple[int, int] = 512, trigger_words: str | Sequence[str] | None = None,
-                   **options: Any) -> "Job":
+                   **options: Any) -> "JobHandle":
         """The same check as a job (task ``dataset_report``): for datasets whose images were never
         looked at, where decoding them all takes a while. Afterwards ``ds.report()`` is fast
         (the findings are cached); the job also writes ``report.json`` into its run folder."""
@@ -334,7 +338,7 @@ class Dataset:
         paths = self.image_paths() if images is None else [self.resolve_image(i) for i in images]
         return thumbnails(self, paths, size, workers)
 
-    def tag(self, model: str = "wd-vit-tagger-v3", **options: Any) -> "Job":
+    def tag(self, model: str = "wd-vit-tagger-v3", **options: Any) -> "JobHandle":
         """Auto-tag every image with a WD14 tagger, as a job (see :mod:`lora_nb.tagging`)."""
         from ..tagging import tag_dataset
 

@@ -25,7 +25,7 @@ from ..paths import MAX_NAME_LENGTH, safe_name
 from .images import CAPTION_EXTS, IMAGE_EXTS, BrokenImage, inspect_image, normalized_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..workspace import Workspace
+    from ..ports import DatasetsHome
     from .dataset import Dataset
 
 __all__ = ["Entry", "ImportLimits", "ImportResult", "zip_entries", "folder_entries", "item_entries", "stage",
@@ -384,7 +384,7 @@ def _prime_meta(folder: Path, meta: dict) -> None:
     cache.save()
 
 
-def new_staging(ws: "Workspace") -> Path:
+def new_staging(ws: "DatasetsHome") -> Path:
     p = ws.tmp_dir / f"import-{uuid.uuid4().hex[:12]}"
     p.mkdir()
     return p

@@ -26,8 +26,7 @@ from .importer import (ImportLimits, ImportResult, commit_into, commit_new, fold
                        sanitize_part, stage, zip_entries)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..jobs.manager import Job
-    from ..workspace import Workspace
+    from ..ports import DatasetsHome, JobHandle
 
 __all__ = ["Datasets"]
 
@@ -38,7 +37,7 @@ Progress = Callable[[int, int], None]
 class Datasets:
     """The datasets of a workspace (folders under ``<workspace>/datasets``)."""
 
-    def __init__(self, ws: "Workspace") -> None:
+    def __init__(self, ws: "DatasetsHome") -> None:
         self.ws = ws
 
     # -- basics ----------------------------------------------------------------------
@@ -167,7 +166,7 @@ class Datasets:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def import_url_job(self, url: str, name: str, max_bytes: int = DEFAULT_MAX_DOWNLOAD, merge: bool = False) -> "Job":
+    def import_url_job(self, url: str, name: str, max_bytes: int = DEFAULT_MAX_DOWNLOAD, merge: bool = False) -> "JobHandle":
         """The same as :meth:`import_url`, run as a job (task ``import_url``) with live progress."""
         safe_name(name, "dataset name")
         return self.ws.jobs.submit_task("import_url", {"url": url, "name": name, "max_bytes": int(max_bytes), "merge": bool(merge)},

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..errors import EngineError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..workspace import Workspace
+    from ..ports import EngineHome
     from .base import Engine
 
 __all__ = ["get_engine", "ENGINES"]
@@ -22,7 +22,7 @@ __all__ = ["get_engine", "ENGINES"]
 ENGINES = {"kohya": "lora_nb.engines.kohya:KohyaEngine", "ai-toolkit": "lora_nb.engines.aitoolkit:AIToolkitEngine"}
 
 
-def get_engine(name: str, ws: "Workspace") -> "Engine":
+def get_engine(name: str, ws: "EngineHome") -> "Engine":
     """The engine adapter called ``name`` for workspace ``ws``."""
     import importlib
 

@@ -17,6 +17,7 @@ False
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +26,16 @@ from .base import Artifact, EngineStatus, LaunchPlan
 from .locate import check_checkout, engine_dir, engine_python
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..ports import EngineHome
     from ..config.model import TrainingConfig
-    from ..workspace import Workspace
 
 __all__ = ["AIToolkitEngine", "render_job"]
 
 # our optimizer names (kohya spelling) -> ai-toolkit's `train.optimizer`
 OPTIMIZERS = {"adamw8bit": "adamw8bit", "adamw": "adamw", "adam": "adam", "adam8bit": "adam8bit", "lion": "lion",
               "lion8bit": "lion8bit", "adafactor": "adafactor", "prodigy": "prodigy", "prodigy8bit": "prodigy8bit",
-              "adagrad": "adagrad", "dadaptation": "dadaptation", "dadaptadam": "dadaptation", "dadaptlion": "dadaptation"}
+              "adagrad": "adagrad", "dadaptation": "dadaptation", "dadaptadam": "dadaptation", "dadaptlion": "dadaptationlion"}
+# (toolkit/optimizer.py: 'dadaptation' is DAdaptAdam, '...lion' DAdaptLion; its '...adam' branch builds a DAdaptLion)
 SCHEDULERS = {"constant", "cosine", "cosine_with_restarts", "linear", "constant_with_warmup"}
 SAVE_DTYPES = {"bf16": "bf16", "fp16": "float16", "float": "float32", None: "bf16"}
 TRAIN_DTYPES = {"bf16": "bf16", "fp16": "fp16", "no": "fp32"}
@@ -74,6 +76,19 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
     if network_type is None:
         raise ConfigError(f"ai-toolkit cannot train a {cfg.network_type} network.", fix="Use lora, locon or lokr.")
     w, h = cfg.resolution_wh
+    # one training size: ai-toolkit's `resolution` is the side of a square area (buckets keep that area), and a list
+    # is expanded into one copy of the dataset per entry (two sizes would double every epoch); kohya's "w,h" is an area
+    side = int(w) if int(w) == int(h) else int(round(math.sqrt(int(w) * int(h))))
+    warm = cfg.lr_warmup_steps
+    warmup_steps = int(warm * total_steps) if isinstance(warm, float) and warm < 1 else int(warm)
+    scheduler = cfg.lr_scheduler
+    if warmup_steps and scheduler == "constant":
+        scheduler = "constant_with_warmup"
+    if warmup_steps and scheduler != "constant_with_warmup":
+        # toolkit/scheduler.py passes lr_scheduler_params straight to torch's CosineAnnealingLR / LinearLR / ...,
+        # which fail with "unexpected keyword argument 'num_warmup_steps'"
+        raise ConfigError(f"ai-toolkit's {cfg.lr_scheduler} schedule has no warm-up.",
+                          fix="Set the warm-up to 0, or use the constant_with_warmup schedule.")
     every = cfg.save_every_n_steps or (cfg.save_every_n_epochs * steps_per_epoch if cfg.save_every_n_epochs and steps_per_epoch else None)
     network: dict[str, Any] = {"type": network_type, "linear": int(cfg.network_dim), "linear_alpha": float(cfg.network_alpha)}
     if cfg.conv_dim:
@@ -87,7 +102,7 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
         d: dict[str, Any] = {"folder_path": str(f["image_dir"]), "caption_ext": cfg.caption_extension.lstrip(".") or "txt",
                              "caption_dropout_rate": float(cfg.caption_dropout_rate), "shuffle_tokens": bool(cfg.shuffle_caption),
                              "keep_tokens": int(cfg.keep_tokens), "cache_latents_to_disk": bool(cfg.cache_latents_to_disk),
-                             "resolution": sorted({int(w), int(h)}), "buckets": bool(cfg.enable_bucket),
+                             "resolution": [side], "buckets": bool(cfg.enable_bucket),
                              "num_repeats": int(f["num_repeats"])}
         if f.get("is_reg"):
             d["is_reg"] = True
@@ -100,13 +115,16 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
                              "gradient_accumulation": int(cfg.gradient_accumulation_steps), "train_unet": True,
                              "train_text_encoder": False, "gradient_checkpointing": bool(cfg.gradient_checkpointing),
                              "noise_scheduler": "flowmatch", "optimizer": optimizer,
-                             "lr": float(cfg.unet_lr or cfg.learning_rate), "lr_scheduler": cfg.lr_scheduler,
+                             "lr": float(cfg.unet_lr or cfg.learning_rate), "lr_scheduler": scheduler,
                              "dtype": TRAIN_DTYPES[cfg.mixed_precision], "max_grad_norm": float(cfg.max_grad_norm)}
     if cfg.optimizer_args:
         train["optimizer_params"] = _kv(cfg.optimizer_args)
-    if cfg.lr_scheduler == "constant_with_warmup" or cfg.lr_warmup_steps:
-        warm = cfg.lr_warmup_steps
-        train["lr_scheduler_params"] = {"num_warmup_steps": int(warm * total_steps) if isinstance(warm, float) else int(warm)}
+    if scheduler == "constant_with_warmup":
+        train["lr_scheduler_params"] = {"num_warmup_steps": warmup_steps}
+    elif scheduler == "linear":
+        # ai-toolkit's linear is torch's LinearLR, whose defaults ramp the rate UP from lr/3 to lr; kohya's (and
+        # diffusers') linear decays from lr to 0
+        train["lr_scheduler_params"] = {"start_factor": 1.0, "end_factor": 0.0}
     if cfg.noise_offset:
         train["noise_offset"] = float(cfg.noise_offset)
     if cfg.min_snr_gamma:
@@ -125,6 +143,7 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
         sample_every = cfg.sample_every_n_steps or (cfg.sample_every_n_epochs or 1) * (steps_per_epoch or total_steps)
         process["sample"] = {"sampler": "flowmatch", "sample_every": int(sample_every), "width": int(w) // 8 * 8,
                              "height": int(h) // 8 * 8, "prompts": [p.replace("\n", " ") for p in cfg.sample_prompts],
+                             "neg": "",   # SampleConfig's default is False, which the tokenizer rejects
                              "seed": int(cfg.seed or 42), "walk_seed": True, "guidance_scale": 4.0, "sample_steps": 20}
     else:
         train["disable_sampling"] = True
@@ -161,7 +180,7 @@ class AIToolkitEngine:
 
     name = "ai-toolkit"
 
-    def __init__(self, ws: "Workspace") -> None:
+    def __init__(self, ws: "EngineHome") -> None:
         self.ws = ws
 
     @property

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING
 from ..errors import EngineError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..jobs.manager import Job
-    from ..workspace import Workspace
+    from ..ports import EngineHome, JobHandle
 
 __all__ = ["EngineSource", "SOURCES", "install_engine", "torch_argv", "DEFAULT_TORCH_INDEX"]
 
@@ -61,8 +60,8 @@ def torch_argv(torch: str, python: str) -> list[str] | None:
     return [python, "-m", "pip", "install", "--progress-bar", "off", *torch.split()]
 
 
-def install_engine(ws: "Workspace", name: str, *, url: str | None = None, commit: str | None = None, dest: str | Path | None = None,
-                   torch: str = "cuda", force: bool = False) -> "Job":
+def install_engine(ws: "EngineHome", name: str, *, url: str | None = None, commit: str | None = None, dest: str | Path | None = None,
+                   torch: str = "cuda", force: bool = False) -> "JobHandle":
     """Queue the install of engine ``name`` into ``dest`` (default ``<workspace>/engines/<folder>``).
 
     ``torch="system"`` makes the venv see the host's packages (a Vast.ai template's torch) instead of

@@ -19,8 +19,8 @@ from .base import Artifact, EngineStatus, LaunchPlan
 from .locate import check_checkout, engine_dir, engine_python
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..ports import EngineHome
     from ..config.model import TrainingConfig
-    from ..workspace import Workspace
 
 __all__ = ["KohyaEngine", "SCRIPTS", "accepted_keys", "render_training", "render_dataset"]
 
@@ -155,7 +155,7 @@ def render_dataset(cfg: "TrainingConfig", subsets: list[dict[str, Any]]) -> dict
     return {"general": general, "datasets": [dataset]}
 
 
-def dataset_subsets(cfg: "TrainingConfig", ws: "Workspace") -> list[dict[str, Any]]:
+def dataset_subsets(cfg: "TrainingConfig", ws: "EngineHome") -> list[dict[str, Any]]:
     """The subsets of the config's dataset(s), as dataset-TOML tables with absolute image folders."""
     import re
 
@@ -187,7 +187,7 @@ class KohyaEngine:
 
     name = "kohya"
 
-    def __init__(self, ws: "Workspace") -> None:
+    def __init__(self, ws: "EngineHome") -> None:
         self.ws = ws
 
     @property

@@ -33,6 +33,15 @@ _STATE = re.compile(r"save train state to\s+(\S+?)/train_state\.json")
 _MODEL_SAVED = re.compile(r"\bmodel saved\.")
 _SAMPLING = re.compile(r"generating sample images at step")
 _RESUME = re.compile(r"resume training from local state")
+# the root cause of a failed run: the first traceback's exception line, not the launcher's re-raise
+_TRACEBACK = "Traceback (most recent call last)"
+_RANK = re.compile(r"^\[(?:rank|default)\d+\]:\s?")        # torchrun prefixes each rank's lines
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_]\w*\.)*(?:[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Invalid|Warning|Failure|Fault)"
+                        r"|KeyboardInterrupt|SystemExit)(?::\s.*)?$|^(?:[a-z_]\w*\.)+[A-Z]\w*(?::\s.*)?$")
+_REraise = re.compile(r"^(?:subprocess\.CalledProcessError|torch\.distributed\.elastic\.multiprocessing\.errors\.ChildFailedError)\b")
+_CLI_ERROR = re.compile(r"^\S+\.py: error: \S.*")            # argparse: exit 2 without a traceback
+_CONFIG_MISSING = re.compile(r"(\S+\.toml) not found\.")      # read_config_from_file: exit(1) without a traceback
+_KILLED = re.compile(r"died with <Signals\.(SIG\w+): (\d+)>")
 
 
 class KohyaParser(LogParser):
@@ -55,6 +64,10 @@ class KohyaParser(LogParser):
         self.saved: list[str] = []
         self.samples_seen: set[str] = set()
         self._sampling = False
+        self.cause: str | None = None       # the engine's own error: first traceback's exception line
+        self.pre_error: str | None = None   # an error the engine printed without a traceback (argparse, missing TOML)
+        self.killed: str | None = None      # the launcher saw its child die of a signal (e.g. the OOM killer's SIGKILL)
+        self._tb: int | None = None         # lines read inside the current traceback
 
     def _samples(self) -> list[Event]:
         folder = self.options.get("sample_dir")
@@ -95,7 +108,52 @@ class KohyaParser(LogParser):
                 return events
         return events + self._line(line)
 
+    def _track(self, line: str) -> None:
+        """Follow tracebacks: remember the first one's exception line (the root cause)."""
+        text = _RANK.sub("", line.rstrip())
+        if self._tb is not None:
+            if _TRACEBACK in text:
+                self._tb = 0
+            elif not text.strip() or text[:1].isspace():
+                self._tb += 1           # a frame, a source line, carets
+            elif _EXCEPTION.match(text):
+                self._tb = None
+                self._exception(text.strip())
+            else:
+                self._tb += 1           # another stream's line interleaved with the traceback
+            if self._tb is not None and self._tb > 500:
+                self._tb = None
+            return
+        if _TRACEBACK in text:
+            self._tb = 0
+            return
+        if self.cause is None and self.pre_error is None:
+            if _CLI_ERROR.match(text.strip()):
+                self.pre_error = text.strip()
+            elif (m := _CONFIG_MISSING.search(text)):
+                self.pre_error = f"the training config {m.group(1)} was not found"
+
+    def _exception(self, text: str) -> None:
+        if _REraise.match(text):       # accelerate's / torchrun's re-raise of the child's exit: not the cause
+            m = _KILLED.search(text)
+            if m and self.killed is None:
+                self.killed = f"{m.group(1)} ({m.group(2)})"
+            return
+        if self.cause is None:
+            self.cause = text
+
+    def root_cause(self) -> str | None:
+        """The engine's own error for the failure summary (None when it printed none)."""
+        if self.cause:
+            return self.cause
+        if self.pre_error:
+            return self.pre_error
+        if self.killed:
+            return f"the training process was killed by {self.killed}"
+        return None
+
     def _line(self, line: str) -> list[Event]:
+        self._track(line)
         events: list[Event] = []
         m = _EPOCH.match(line)
         if m:
@@ -139,7 +197,11 @@ class KohyaParser(LogParser):
         if stopped:
             return Verdict(JobStatus.STOPPED, "stopped by request")
         if exit_code != 0:
-            return super().verdict(exit_code, stopped)
+            verdict = super().verdict(exit_code, stopped)
+            cause = self.root_cause()
+            if cause:   # "ValueError: ... (exit code 1)", not accelerate's CalledProcessError
+                return Verdict(verdict.status, f"{cause.rstrip('. ')} ({verdict.reason})")
+            return verdict
         final = self.options.get("final_path")
         if not self.model_saved:
             return Verdict(JobStatus.FAILED, "the trainer exited with code 0 but never printed 'model saved.', so no LoRA was written")

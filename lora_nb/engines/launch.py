@@ -17,16 +17,15 @@ from ..errors import ConfigError, EngineError
 from .base import LaunchPlan
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..ports import JobHandle, TrainingHome
     from ..config.model import TrainingConfig
-    from ..jobs.manager import Job
-    from ..workspace import Workspace
 
 __all__ = ["submit_training", "preflight", "dataset_manifest"]
 
 _HF_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")   # "org/model": the engine downloads it
 
 
-def preflight(ws: "Workspace", cfg: "TrainingConfig") -> list[str]:
+def preflight(ws: "TrainingHome", cfg: "TrainingConfig") -> list[str]:
     """Reasons the run must not start (empty when it may): no images, missing captions, trigger word absent."""
     from ..errors import NotFound
 
@@ -64,7 +63,7 @@ def preflight(ws: "Workspace", cfg: "TrainingConfig") -> list[str]:
     return reasons
 
 
-def dataset_manifest(ws: "Workspace", cfg: "TrainingConfig") -> dict[str, Any]:
+def dataset_manifest(ws: "TrainingHome", cfg: "TrainingConfig") -> dict[str, Any]:
     """File names, sizes and caption hashes of every image the run will see."""
     names = [cfg.dataset] if isinstance(cfg.dataset, str) else sorted({s.dataset for s in cfg.dataset})
     out: dict[str, Any] = {}
@@ -79,7 +78,7 @@ def dataset_manifest(ws: "Workspace", cfg: "TrainingConfig") -> dict[str, Any]:
     return out
 
 
-def submit_training(ws: "Workspace", cfg: "TrainingConfig") -> "Job":
+def submit_training(ws: "TrainingHome", cfg: "TrainingConfig") -> "JobHandle":
     """Queue a training run of ``cfg``; refuses with one clear reason when it cannot succeed."""
     from ..config.model import TrainingConfig
     from . import get_engine

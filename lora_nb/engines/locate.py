@@ -9,18 +9,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..workspace import Workspace
+    from ..ports import EngineHome
     from .base import EngineStatus
 
 __all__ = ["engine_dir", "engine_python", "git_commit", "check_checkout", "missing_modules"]
 
 
-def engine_dir(ws: "Workspace", setting: str, env: str, default_name: str) -> Path:
+def engine_dir(ws: "EngineHome", setting: str, env: str, default_name: str) -> Path:
     value = ws.settings.get(setting) or os.environ.get(env)
     return Path(value).expanduser() if value else ws.engines_dir / default_name
 
 
-def engine_python(ws: "Workspace", setting: str, folder: Path) -> Path:
+def engine_python(ws: "EngineHome", setting: str, folder: Path) -> Path:
     value = ws.settings.get(setting)
     if value:
         return Path(value).expanduser()

@@ -33,7 +33,7 @@ class Follower:
 
     def __init__(self, job: Any, rate: float = 10.0, poll: float = 0.05) -> None:
         self.job = job
-        self.store = job._manager.ws.store
+        self.store = job._manager.home.store
         self.log_path: Path = job.log_path
         self.interval = 1.0 / rate
         self.poll = poll

@@ -26,7 +26,7 @@ from ..progress.events import Event, JobStatus, Progress
 from . import records, scheduler
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..workspace import Workspace
+    from ..ports import JobsHome
     from .follower import Follower
 
 __all__ = ["JobManager", "Job"]
@@ -41,7 +41,7 @@ class Job:
 
     # -- state ---------------------------------------------------------------
     def _record(self) -> records.JobRecord:
-        rec = records.load(self._manager.ws.store, self.id)
+        rec = records.load(self._manager.home.store, self.id)
         if rec is None:
             raise NotFound(f"There is no job '{self.id}'.", fix="List jobs with ws.jobs.list() or `lora-nb jobs list`.")
         return rec
@@ -51,10 +51,10 @@ class Job:
         rec = self._record()
         if rec.status.value in records.ACTIVE:
             reason = scheduler.vanished_reason(rec)
-            if reason and scheduler.mark_vanished(self._manager.ws, rec, reason):
+            if reason and scheduler.mark_vanished(self._manager.home, rec, reason):
                 return self._record().status
         elif rec.status is JobStatus.QUEUED:
-            scheduler.kick(self._manager.ws)
+            scheduler.kick(self._manager.home)
             return self._record().status
         return rec.status
 
@@ -86,7 +86,7 @@ class Job:
 
     @property
     def run_dir(self) -> Path:
-        return self._manager.ws.runs_dir / self.id
+        return self._manager.home.runs_dir / self.id
 
     @property
     def log_path(self) -> Path:
@@ -116,13 +116,13 @@ class Job:
     def artifacts(self) -> list[dict[str, Any]]:
         """Saved checkpoints, LoRAs, samples ... as ``{"path", "kind"}``, in the order they appeared."""
         seen: dict[str, dict[str, Any]] = {}
-        for _, _, data in records.events(self._manager.ws.store, self.id, "artifact"):
+        for _, _, data in records.events(self._manager.home.store, self.id, "artifact"):
             seen[data.get("path", "")] = data
         return list(seen.values())
 
     @property
     def hints(self) -> list[str]:
-        return [d.get("text", "") for _, _, d in records.events(self._manager.ws.store, self.id, "hint")]
+        return [d.get("text", "") for _, _, d in records.events(self._manager.home.store, self.id, "hint")]
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description (see ``models.JobDescription``)."""
@@ -146,7 +146,7 @@ class Job:
         A queued job is simply taken off the queue. With ``wait``, returns once the
         job has ended (at most ``grace`` + 5 s).
         """
-        ws = self._manager.ws
+        ws = self._manager.home
         now = time.time()
         with ws.store.transaction() as c:
             rec = records.load(ws.store, self.id)
@@ -226,32 +226,33 @@ class JobManager:
     gone are marked failed with the reason, and queued jobs are started if slots are free.
     """
 
-    def __init__(self, ws: "Workspace") -> None:
-        self.ws = ws
-        ws.store.ensure_schema("jobs", records.MIGRATIONS)
+    def __init__(self, home: "JobsHome", launch_training: Callable[[Any], "Job"] | None = None) -> None:
+        self.home = home
+        self._launch_training = launch_training
+        home.store.ensure_schema("jobs", records.MIGRATIONS)
         self._followers: dict[str, "Follower"] = {}
         self._lock = threading.Lock()
-        scheduler.kick(ws)
+        scheduler.kick(home)
 
     # -- settings ------------------------------------------------------------
     @property
     def max_concurrent(self) -> int:
         """How many GPU jobs may run at once (persisted; default 1)."""
-        return int(self.ws.settings.get("gpu_slots") or 1)
+        return int(self.home.settings.get("gpu_slots") or 1)
 
     @max_concurrent.setter
     def max_concurrent(self, value: int) -> None:
         if not isinstance(value, int) or value < 1 or value > 64:
             raise JobError(f"max_concurrent must be a whole number from 1 to 64, not {value!r}.", fix="Set it to the number of GPUs to use at once.")
-        self.ws.settings.set("gpu_slots", value)
-        scheduler.kick(self.ws)
+        self.home.settings.set("gpu_slots", value)
+        scheduler.kick(self.home)
 
     # -- submitting ----------------------------------------------------------
     def reserve(self, name: str | None = None, kind: str = "command") -> tuple[str, Path]:
         """Create a run folder for a job about to be submitted (engines write their configs there first)."""
         for _ in range(20):
             job_id = records.new_job_id()
-            run_dir = self.ws.runs_dir / job_id
+            run_dir = self.home.runs_dir / job_id
             try:
                 run_dir.mkdir()
                 return job_id, run_dir
@@ -271,7 +272,7 @@ class JobManager:
         from .models import SubmitRequest
         from ..progress.parsers import _REGISTRY
 
-        run_dir = self.ws.runs_dir / job_id if job_id else None
+        run_dir = self.home.runs_dir / job_id if job_id else None
         try:
             req = SubmitRequest(argv=list(map(str, argv)), name=name, cwd=str(cwd) if cwd is not None else os.getcwd(),
                                 env=dict(env or {}), parser=parser, parser_options=parser_options or {}, kind=kind,
@@ -304,12 +305,12 @@ class JobManager:
         if not run_dir.is_dir():
             raise JobError(f"The run folder of job {job_id} does not exist.", fix="Get a job id and folder from ws.jobs.reserve() first.")
         display = req.name or Path(req.argv[0]).name
-        spec = {"id": job_id, "workspace": str(self.ws.root), "name": display, "argv": req.argv, "cwd": req.cwd,
+        spec = {"id": job_id, "workspace": str(self.home.root), "name": display, "argv": req.argv, "cwd": req.cwd,
                 "env": public_env, "secret_env_keys": sorted(secret_env), "parser": req.parser,
                 "parser_options": req.parser_options, "kind": req.kind, "uses_gpu": req.uses_gpu and not secret_env}
         (run_dir / "job.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
         now = time.time()
-        with self.ws.store.transaction() as c:
+        with self.home.store.transaction() as c:
             seq = c.execute("SELECT coalesce(max(seq), 0) + 1 FROM jobs").fetchone()[0]
             c.execute("INSERT INTO jobs(id, seq, name, kind, status, argv, cwd, env, parser, parser_options, meta, uses_gpu, run_dir, created_at) "
                       "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -321,8 +322,8 @@ class JobManager:
             if secret_env:  # claimed by us right away: no other process may start it without the secrets
                 records.update(c, job_id, claimed_at=now)
         if secret_env:
-            scheduler.start_supervisor(self.ws, job_id, secret_env)
-        scheduler.kick(self.ws)
+            scheduler.start_supervisor(self.home, job_id, secret_env)
+        scheduler.kick(self.home)
         return Job(self, job_id)
 
     def submit_task(self, task: str, params: dict[str, Any], name: str | None = None, uses_gpu: bool = False,
@@ -340,7 +341,7 @@ class JobManager:
         if importlib.util.find_spec(f"lora_nb.tasks.{task}") is None:
             raise JobError(f"There is no task called '{task}'.", fix="Check the name (lora_nb/tasks/ lists them).")
         job_id, run_dir = self.reserve(name, "task")
-        payload = dict(params, workspace=str(self.ws.root))
+        payload = dict(params, workspace=str(self.home.root))
         try:
             (run_dir / "task.json").write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
         except (TypeError, ValueError) as e:
@@ -355,10 +356,15 @@ class JobManager:
             raise
 
     def submit_training(self, config: Any) -> Job:
-        """Validate a TrainingConfig, check its dataset, render the engine's files and queue the run."""
-        from ..engines.launch import submit_training
+        """Validate a TrainingConfig, check its dataset, render the engine's files and queue the run.
 
-        return submit_training(self.ws, config)
+        The launcher (``lora_nb.engines.launch.submit_training``) is wired in by the Workspace, the
+        composition root: the job system itself knows nothing of engines or datasets.
+        """
+        if self._launch_training is None:
+            raise JobError("This job manager was made without a training launcher.",
+                           fix="Use ws.jobs of a lora_nb.Workspace to submit training runs.")
+        return self._launch_training(config)
 
     # -- reading -------------------------------------------------------------
     def get(self, job_id: str) -> Job:
@@ -368,7 +374,7 @@ class JobManager:
 
     def list(self, status: JobStatus | str | Sequence[JobStatus | str] | None = None, kind: str | None = None) -> list[Job]:
         """Jobs, oldest first; filter by status (one or several) and kind."""
-        scheduler.sweep(self.ws)
+        scheduler.sweep(self.home)
         where, params = [], []
         if status is not None:
             wanted = [status] if isinstance(status, (str, JobStatus)) else list(status)
@@ -378,17 +384,17 @@ class JobManager:
             where.append("kind=?")
             params.append(kind)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
-        return [Job(self, r.id) for r in records.load_all(self.ws.store, clause, tuple(params))]
+        return [Job(self, r.id) for r in records.load_all(self.home.store, clause, tuple(params))]
 
     def delete(self, job_id: str) -> None:
         """Forget a finished job and delete its run folder (outputs included)."""
         job = self.get(job_id)
         if not job.status.is_final:
             raise JobError(f"Job {job_id} is still {job.status.value}.", fix="Stop it first.")
-        with self.ws.store.transaction() as c:
+        with self.home.store.transaction() as c:
             c.execute("DELETE FROM job_events WHERE job_id=?", (job_id,))
             c.execute("DELETE FROM jobs WHERE id=?", (job_id,))
-        shutil.rmtree(self.ws.runs_dir / job_id, ignore_errors=True)
+        shutil.rmtree(self.home.runs_dir / job_id, ignore_errors=True)
 
     def _follower(self, job: Job, rate: float) -> "Follower":
         from .follower import Follower
@@ -401,7 +407,7 @@ class JobManager:
             return f
 
     def __repr__(self) -> str:
-        return f"<JobManager {self.ws.root} ({len(self.list())} jobs)>"
+        return f"<JobManager {self.home.root} ({len(self.list())} jobs)>"
 
 
 def resolve_executable(program: str, cwd: str | None, env: dict[str, str]) -> str:

@@ -21,14 +21,14 @@ from ..progress.events import JobStatus
 from . import records
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..workspace import Workspace
+    from ..ports import JobsHome
 
 __all__ = ["kick", "claim", "sweep", "STARTING_TIMEOUT"]
 
 STARTING_TIMEOUT = 60.0   # a claimed job whose supervisor never showed up after this long has failed
 
 
-def claim(ws: "Workspace") -> list[str]:
+def claim(ws: "JobsHome") -> list[str]:
     """Mark the queued jobs that may start now as ``starting``; return their ids (in queue order)."""
     slots = int(ws.settings.get("gpu_slots") or 1)
     now = time.time()
@@ -47,7 +47,7 @@ def claim(ws: "Workspace") -> list[str]:
     return claimed
 
 
-def start_supervisor(ws: "Workspace", job_id: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen | None:
+def start_supervisor(ws: "JobsHome", job_id: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen | None:
     """Start ``python -m lora_nb.jobs.supervise <run_dir>`` in a new session; record its pid."""
     rec = records.load(ws.store, job_id)
     if rec is None:
@@ -75,7 +75,7 @@ def start_supervisor(ws: "Workspace", job_id: str, extra_env: dict[str, str] | N
     return proc
 
 
-def kick(ws: "Workspace", extra_env: dict[str, dict[str, str]] | None = None) -> list[str]:
+def kick(ws: "JobsHome", extra_env: dict[str, dict[str, str]] | None = None) -> list[str]:
     """Sweep dead jobs, claim what may start, and start it. Returns the ids started."""
     sweep(ws)
     started = claim(ws)
@@ -84,7 +84,7 @@ def kick(ws: "Workspace", extra_env: dict[str, dict[str, str]] | None = None) ->
     return started
 
 
-def sweep(ws: "Workspace") -> list[str]:
+def sweep(ws: "JobsHome") -> list[str]:
     """Mark jobs whose supervisor is gone without recording an exit as failed; return their ids."""
     failed = []
     for rec in records.load_all(ws.store, "WHERE status IN (?, ?)", records.ACTIVE):
@@ -108,7 +108,7 @@ def vanished_reason(rec: records.JobRecord) -> str | None:
     return f"its supervisor (pid {rec.supervisor_pid}) vanished without recording an exit"
 
 
-def mark_vanished(ws: "Workspace", rec: records.JobRecord, reason: str) -> bool:
+def mark_vanished(ws: "JobsHome", rec: records.JobRecord, reason: str) -> bool:
     """Fail a job whose supervisor died; kill what is left of its engine. False if it ended meanwhile."""
     kill_engine_group(rec)
     now = time.time()

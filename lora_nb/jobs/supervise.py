@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..progress.events import EventKind, JobStatus, Progress
+from .home import JobsHomeAt
 from .lines import LineSplitter
 from . import records
 
@@ -36,11 +37,9 @@ LAST_LINES = 20
 
 class Supervisor:
     def __init__(self, run_dir: Path) -> None:
-        from ..workspace import Workspace
-
         self.run_dir = run_dir
         self.spec: dict[str, Any] = json.loads((run_dir / "job.json").read_text(encoding="utf-8"))
-        self.ws = Workspace(self.spec["workspace"])
+        self.ws = JobsHomeAt(Path(self.spec["workspace"]))
         self.job_id: str = self.spec["id"]
         self.stop_at: float | None = None          # when the stop request arrived
         self.stop_signal: int = signal.SIGTERM      # the parser may ask for another (ai-toolkit: SIGINT)

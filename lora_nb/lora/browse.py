@@ -15,18 +15,17 @@ from ..errors import LoraFileError
 from .info import LoraInfo, lora_info
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..jobs.manager import Job
-    from ..workspace import Workspace
+    from ..ports import JobHandle, LorasHome
 
 __all__ = ["list_loras", "resize_job", "loras_dir"]
 
 
-def loras_dir(ws: "Workspace") -> Path:
+def loras_dir(ws: "LorasHome") -> Path:
     ws.loras_dir.mkdir(exist_ok=True)
     return ws.loras_dir
 
 
-def list_loras(ws: "Workspace") -> list[LoraInfo]:
+def list_loras(ws: "LorasHome") -> list[LoraInfo]:
     """Every readable LoRA in ``loras/`` and in the runs' output folders, newest first (unreadable files are skipped)."""
     found: list[Path] = []
     for base, pattern in ((loras_dir(ws), "**/*.safetensors"), (ws.runs_dir, "*/output/**/*.safetensors")):
@@ -42,7 +41,7 @@ def list_loras(ws: "Workspace") -> list[LoraInfo]:
     return out
 
 
-def resize_job(ws: "Workspace", src: str | os.PathLike[str], dst: str | os.PathLike[str] | None = None, **options: Any) -> "Job":
+def resize_job(ws: "LorasHome", src: str | os.PathLike[str], dst: str | os.PathLike[str] | None = None, **options: Any) -> "JobHandle":
     """Run :func:`lora_nb.lora.resize` as a job (``dst`` defaults to ``loras/<name>-r<rank>.safetensors``)."""
     from .header import read_header
     from .rank_resize import METHODS

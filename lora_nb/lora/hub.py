@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from ..errors import ConfigError, NotFound, SecretError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..jobs.manager import Job
-    from ..workspace import Workspace
+    from ..ports import HasJobs, JobHandle
 
 __all__ = ["publish", "model_card", "find_token", "BASE_MODELS"]
 
@@ -88,13 +87,12 @@ def model_card(repo_id: str, meta: dict[str, str], files: Sequence[str], samples
     return "\n".join(lines)
 
 
-def publish(path: str | os.PathLike[str], repo_id: str, ws: "Workspace | None" = None, private: bool = True,
+def publish(path: str | os.PathLike[str], repo_id: str, ws: "HasJobs", private: bool = True,
             extra_files: Sequence[str | os.PathLike[str]] = (), samples: Sequence[str | os.PathLike[str]] = (),
-            trigger_words: Sequence[str] | None = None, token: str | None = None) -> "Job":
+            trigger_words: Sequence[str] | None = None, token: str | None = None) -> "JobHandle":
     """Queue the upload of LoRA ``path`` (plus ``extra_files`` such as other epochs, and sample images) to ``repo_id``."""
     import re
 
-    from ..workspace import Workspace
 
     from .checks import verify
 
@@ -114,7 +112,6 @@ def publish(path: str | os.PathLike[str], repo_id: str, ws: "Workspace | None" =
     if not token:
         raise SecretError("No Hugging Face token was found.",
                           fix="Set HF_TOKEN in the environment or run `huggingface-cli login`; lora-nb never stores it.")
-    ws = ws or Workspace()
     env = {"HF_TOKEN": token}
     if os.environ.get("HF_ENDPOINT"):
         env["HF_ENDPOINT"] = os.environ["HF_ENDPOINT"]

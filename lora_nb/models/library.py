@@ -18,8 +18,7 @@ from ..families import detect_model_family
 from .sources import parse_source
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..jobs.manager import Job
-    from ..workspace import Workspace
+    from ..ports import JobHandle, JobSubmitter
 
 __all__ = ["ModelEntry", "ModelLibrary", "classify"]
 
@@ -66,13 +65,14 @@ def classify(path: Path) -> tuple[str, str]:
 class ModelLibrary:
     """Local models and downloads. ``ws.models`` is one."""
 
-    def __init__(self, ws: "Workspace") -> None:
-        self.ws = ws
+    def __init__(self, folder: Path, jobs: "JobSubmitter") -> None:
+        self._folder = Path(folder)
+        self._jobs = jobs
 
     @property
     def folder(self) -> Path:
-        self.ws.models_dir.mkdir(exist_ok=True)
-        return self.ws.models_dir
+        self._folder.mkdir(exist_ok=True)
+        return self._folder
 
     def list(self) -> list[ModelEntry]:
         """Every model file and diffusers folder under ``models/`` with its kind and family (headers only)."""
@@ -116,7 +116,7 @@ class ModelLibrary:
 
         return {family: STARTERS[family]} if family else dict(STARTERS)
 
-    def download(self, source: str, filename: str | None = None, subfolder: str | None = None, sha256: str | None = None) -> "Job":
+    def download(self, source: str, filename: str | None = None, subfolder: str | None = None, sha256: str | None = None) -> "JobHandle":
         """Download a model as a job into ``models/`` (or ``models/<subfolder>``).
 
         ``source``: ``hf:owner/repo/file.safetensors`` (huggingface_hub and its cache, HF_TOKEN for gated
@@ -132,4 +132,4 @@ class ModelLibrary:
         params = {"kind": src.kind, "repo_id": src.repo_id, "filename": src.filename, "version_id": src.version_id,
                   "model_id": src.model_id, "url": src.url, "dest_dir": str(dest_dir), "sha256": sha256}
         label = src.filename or (f"civitai {src.version_id or src.model_id}" if src.kind == "civitai" else (src.url or "")[-40:])
-        return self.ws.jobs.submit_task("download_model", params, name=f"download {label}", env=env)
+        return self._jobs.submit_task("download_model", params, name=f"download {label}", env=env)

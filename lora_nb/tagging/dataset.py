@@ -12,18 +12,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .options import TagOptions
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..datasets import Dataset
-    from ..jobs.manager import Job
-
-__all__ = ["tag_dataset"]
+    from ..ports import JobHandle, JobSubmitter
 
 
-def tag_dataset(ds: "Dataset", model: str = "wd-vit-tagger-v3", **options: Any) -> "Job":
+class TagTarget(Protocol):
+    """What tagging needs from a dataset (``lora_nb.datasets.Dataset`` is one): its name, a check
+    that it still exists, and the job submitter of its workspace."""
+
+    name: str
+
+    @property
+    def jobs(self) -> "JobSubmitter": ...
+
+    def check_exists(self) -> None: ...
+
+__all__ = ["tag_dataset", "TagTarget"]
+
+
+def tag_dataset(ds: TagTarget, model: str = "wd-vit-tagger-v3", **options: Any) -> "JobHandle":
     """Queue a tagging job for every image of ``ds``; returns the Job (progress per batch, images/s, ETA).
 
     ``model``: a registry name (``lora_nb.tagging.MODELS``), a Hub repo id, or a local folder.
@@ -45,7 +56,7 @@ def tag_dataset(ds: "Dataset", model: str = "wd-vit-tagger-v3", **options: Any) 
         model = str(path.resolve())
     else:
         resolve_name(str(model))        # a clear error for an unknown name, before queueing
-    ds._check_exists()
+    ds.check_exists()
     env = {k: os.environ[k] for k in ("HF_TOKEN", "HF_HOME", "HF_HUB_OFFLINE", "HF_ENDPOINT") if k in os.environ}
-    return ds.ws.jobs.submit_task("tag_dataset", {"dataset": ds.name, "model": str(model), "options": opts.model_dump()},
+    return ds.jobs.submit_task("tag_dataset", {"dataset": ds.name, "model": str(model), "options": opts.model_dump()},
                                   name=f"tag {ds.name}", uses_gpu=False, env=env, meta={"dataset": ds.name, "model": str(model)})

@@ -70,7 +70,7 @@ def test_wheel_contents(wheels):
     assert not any(n.startswith(("tests/", "bench/", "widgets/")) for n in names)
     assert "lora_nb/_notebooks/dashboard.ipynb" in names, "the wheel must contain the notebook the dashboard serves"
     assert {"lora_nb/_voila_templates/lora-nb/conf.json", "lora_nb/_voila_templates/lora-nb/index.html.j2"} <= names
-    assert "lora_nb/widgets/upload.py" in names and "lora_nb/dashboard_cli.py" in names
+    assert "lora_nb/widgets/upload.py" in names and "lora_nb/cli/dashboard.py" in names
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert entry and "lora-nb = lora_nb.cli:main" in zipfile.ZipFile(lora_wheel(wheels)).read(entry[0]).decode()
 
@@ -130,7 +130,7 @@ def test_provision_installs_without_touching_torch_and_registers_the_service(tmp
                          env=dict(os.environ, PYTHONPATH=_deps_path()), cwd=tmp_path)
     assert run.returncode == 0 and run.stdout.startswith("lora-nb "), run.stderr
     where = subprocess.run([str(template_venv / "bin" / "python"), "-c",
-                            "import lora_nb.widgets, lora_nb; from lora_nb.dashboard_cli import data_paths; print(lora_nb.__file__); print(data_paths())"],
+                            "import lora_nb.widgets, lora_nb; from lora_nb.cli.dashboard import data_paths; print(lora_nb.__file__); print(data_paths())"],
                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=_deps_path()), cwd=tmp_path)
     assert where.stdout.startswith(str(template_venv)), where.stderr
     assert where.stdout.count(str(template_venv)) == 3              # the dashboard's data comes from the installed wheel

@@ -14,7 +14,7 @@ import urllib.request
 import psutil
 import pytest
 
-from lora_nb.dashboard_cli import voila_command
+from lora_nb.cli.dashboard import voila_command
 from lora_nb.errors import ConfigError
 
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["register", "voila_command", "data_paths", "FILE_TYPES"]
 
@@ -89,7 +89,7 @@ def voila_command(ws_root: Path, port: int, ip: str, token: str | None, open_bro
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from .cli import open_workspace
+    from . import open_workspace
 
     ws = open_workspace(args)
     argv, env = voila_command(ws.root, args.port, args.ip, args.token, open_browser=not args.no_browser)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
-from ..cli import open_workspace as _ws
+from . import open_workspace as _ws
 
 __all__ = ["register"]
 
@@ -26,7 +26,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_starters(args: argparse.Namespace) -> int:
-    from .starters import STARTERS
+    from ..models.starters import STARTERS
 
     for family, items in STARTERS.items():
         if args.family and family != args.family:
@@ -42,7 +42,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     print(f"download job {job.id}")
     if args.no_follow:
         return 0
-    from ..jobs.cli import follow_log
+    from .jobs import follow_log
 
     return follow_log(job)
 

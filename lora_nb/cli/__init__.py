@@ -1,7 +1,8 @@
 """The ``lora-nb`` command.
 
-Each area adds its own sub-commands from a module with a ``register(subparsers)``
-function (``lora_nb.jobs.cli``, ``lora_nb.engines.cli`` ...). A command's handler
+Each area adds its own sub-commands from a module of this package with a
+``register(subparsers)`` function (``lora_nb.cli.jobs``, ``lora_nb.cli.engines`` ...). The CLI is
+the top layer: it opens a Workspace and calls the public API, like the widgets do. A command's handler
 returns an exit code; a ``LoraNbError`` is printed as one line, without a traceback.
 
     $ lora-nb jobs list
@@ -14,25 +15,25 @@ import importlib
 import sys
 from typing import TYPE_CHECKING, Sequence
 
-from .errors import LoraNbError
+from ..errors import LoraNbError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .workspace import Workspace
+    from ..workspace import Workspace
 
 COMMAND_MODULES = [
-    "lora_nb.jobs.cli",        # jobs list|show|logs|stop|submit
-    "lora_nb.datasets.cli",    # datasets list|create|import|report
-    "lora_nb.tagging.cli",     # tag
-    "lora_nb.engines.cli",     # engines check|install, train
-    "lora_nb.lora.cli",        # lora info|resize|verify|publish
-    "lora_nb.models.cli",      # models list|download
-    "lora_nb.dashboard_cli",   # dashboard
+    "lora_nb.cli.jobs",        # jobs list|show|logs|stop|submit
+    "lora_nb.cli.datasets",    # datasets list|create|import|report
+    "lora_nb.cli.tagging",     # tag
+    "lora_nb.cli.engines",     # engines check|install, train
+    "lora_nb.cli.lora",        # lora info|resize|verify|publish
+    "lora_nb.cli.models",      # models list|download
+    "lora_nb.cli.dashboard",   # dashboard
 ]
 
 
 def open_workspace(args: argparse.Namespace) -> "Workspace":
     """The workspace a command works on: ``-w/--workspace``, else the default resolution."""
-    from .workspace import Workspace
+    from ..workspace import Workspace
 
     return Workspace(args.workspace)
 
@@ -66,7 +67,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any
-from ..cli import open_workspace as _ws
+from . import open_workspace as _ws
 
 __all__ = ["register"]
 
@@ -18,7 +18,7 @@ __all__ = ["register"]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import list_loras
+    from ..lora import list_loras
 
     infos = list_loras(_ws(args))
     if not infos:
@@ -29,7 +29,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from . import lora_info
+    from ..lora import lora_info
 
     i = lora_info(args.path)
     if args.json:
@@ -47,7 +47,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from . import verify
+    from ..lora import verify
 
     report = verify(args.path)
     print(report.summary())
@@ -55,7 +55,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_resize(args: argparse.Namespace) -> int:
-    from . import resize
+    from ..lora import resize
 
     report = resize(args.path, args.out or args.path.replace(".safetensors", f"-r{args.rank}.safetensors"), rank=args.rank,
                     method=args.method, param=args.param, conv_rank=args.conv_rank, save_precision=args.precision,
@@ -68,11 +68,11 @@ def cmd_resize(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from . import publish
+    from ..lora import publish
 
     job = publish(args.path, args.repo, ws=_ws(args), private=not args.public, extra_files=args.extra or [], samples=args.sample or [])
     print(f"publish job {job.id}")
-    from ..jobs.cli import follow_log
+    from .jobs import follow_log
 
     return follow_log(job) if not args.no_follow else 0
 

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ..progress.parsers import TASK_MARKER
-from ..cli import open_workspace as _ws
+from . import open_workspace as _ws
 
 __all__ = ["register", "follow_log"]
 
@@ -98,7 +98,7 @@ def _marker_text(line: str) -> str | None:
 
 def follow_log(job: Any, offset: int = 0, out: Any = None) -> int:
     """Print a job's console output from byte ``offset`` until it ends (``\r`` redraws kept); exit code 0 if it succeeded."""
-    from .lines import LineSplitter
+    from ..jobs.lines import LineSplitter
 
     out = out or sys.stdout
     splitter = LineSplitter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from ..cli import open_workspace as _ws
+from . import open_workspace as _ws
 
 
 

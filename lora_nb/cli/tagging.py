@@ -12,10 +12,10 @@ __all__ = ["register"]
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from ..cli import open_workspace
+    from . import open_workspace
 
     if args.models:
-        from .registry import MODELS
+        from ..tagging.registry import MODELS
 
         for m in MODELS.values():
             print(f"{m.name:<30} {m.generation}  {m.size:>7}  {m.repo_id}  {m.note}")
@@ -39,7 +39,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     print(f"tagging job {job.id}")
     if not args.follow:
         return 0
-    from ..jobs.cli import follow_log
+    from .jobs import follow_log
 
     return follow_log(job)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..cli import open_workspace as _ws
+from . import open_workspace as _ws
 
 __all__ = ["register", "load_config_file"]
 
@@ -56,7 +56,7 @@ def load_config_file(path: str | Path, overrides: dict[str, Any] | None = None) 
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import ENGINES, get_engine
+    from ..engines import ENGINES, get_engine
 
     ws = _ws(args)
     names = [args.name] if args.name else sorted(ENGINES)
@@ -73,8 +73,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from ..jobs.cli import follow_log
-    from .install import install_engine
+    from .jobs import follow_log
+    from ..engines.install import install_engine
 
     ws = _ws(args)
     job = install_engine(ws, args.name, url=args.url, commit=args.commit, dest=args.dir, torch=args.torch, force=args.force)
@@ -86,7 +86,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..config import steps
-    from ..jobs.cli import follow_log
+    from .jobs import follow_log
 
     ws = _ws(args)
     overrides: dict[str, Any] = {}
