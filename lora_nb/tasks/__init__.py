@@ -2,5 +2,5 @@
 
 A task reads its parameters from the JSON file the job system wrote into the run
 folder (never secrets: those come through the environment), does its work, and
-reports with :mod:`lora_nb.tasks.report`.
+reports with :mod:`lora_nb.tasks.progress_reporter`.
 """

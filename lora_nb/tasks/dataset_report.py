@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .report import Reporter, load_params
+from .progress_reporter import Reporter, load_params
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .report import Reporter, StopFlag, load_params
+from .progress_reporter import Reporter, StopFlag, load_params
 
 # (kohya module name, in features, out features, conv kernel or None)
 _MODULES = [

@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .report import Reporter, StopFlag, load_params
+from .progress_reporter import Reporter, StopFlag, load_params
 
 
 

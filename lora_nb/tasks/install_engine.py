@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .report import Reporter, load_params
+from .progress_reporter import Reporter, load_params
 
 _GIT_PROGRESS = re.compile(r"(Receiving objects|Resolving deltas|Updating files|Counting objects|Compressing objects):\s+(\d+)%\s+\((\d+)/(\d+)\)")
 _PIP_LINE = re.compile(r"^(Collecting|Downloading|Installing collected packages|Successfully installed|Building wheel|ERROR:)")

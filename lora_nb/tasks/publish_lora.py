@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .report import Reporter, load_params
+from .progress_reporter import Reporter, load_params
 
 
 def main(argv: list[str] | None = None) -> int:

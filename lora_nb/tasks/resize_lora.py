@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from .report import Reporter, load_params
+from .progress_reporter import Reporter, load_params
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from .report import Reporter, StopFlag, load_params
+from .progress_reporter import Reporter, StopFlag, load_params
 
 
 

@@ -7,7 +7,7 @@ from lora_nb.errors import JobError
 from lora_nb.progress.events import EventKind, JobStatus, Progress
 from lora_nb.progress.parsers import PlainParser, TaskParser, get_parser, register_parser
 from lora_nb.progress.tqdm_line import parse_clock, parse_tqdm
-from lora_nb.tasks.report import Reporter
+from lora_nb.tasks.progress_reporter import Reporter
 
 
 def test_status_is_a_str_enum():

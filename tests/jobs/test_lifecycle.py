@@ -196,7 +196,7 @@ def test_secret_env_reaches_the_engine_but_never_the_disk(ws):
 def test_task_job_reports_progress_and_artifacts(ws, tmp_path, monkeypatch):
     # a task module written on the fly into lora_nb/tasks (removed afterwards)
     script = (
-        "from lora_nb.tasks.report import Reporter, load_params\n"
+        "from lora_nb.tasks.progress_reporter import Reporter, load_params\n"
         "p = load_params(); r = Reporter(total=p['n'], unit='img')\n"
         "for i in range(1, p['n'] + 1): r.progress(i)\n"
         "r.artifact(p['workspace'] + '/x.txt', 'file')\n"
