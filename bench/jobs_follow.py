@@ -55,7 +55,7 @@ def run(ws, flag: str, lines: int, follow: bool) -> dict:
         result["lines_seen"] = follower.lines_seen
     else:
         job.wait()
-    rec = job._record()
+    rec = job.snapshot()
     result["engine_s"] = rec.ended_at - rec.started_at
     if follow:
         # catching up on a finished log: the follower's own ceiling, not bounded by the engine

@@ -24,6 +24,7 @@ from .settings import Settings
 from .store import Store
 
 if TYPE_CHECKING:  # pragma: no cover  (imported when first used: `import lora_nb` stays fast)
+    from .config.model import TrainingConfig
     from .config.presets import Presets
     from .datasets import Datasets
     from .jobs.manager import Job, JobManager
@@ -63,11 +64,11 @@ class Workspace(WorkspaceFolders):
     # -- managers -----------------------------------------------------------------
     @functools.cached_property
     def jobs(self) -> "JobManager":
-        from .jobs.manager import Job, JobManager
+        from .jobs.manager import JobManager
 
         return JobManager(self, launch_training=self._submit_training)
 
-    def _submit_training(self, config: object) -> "Job":
+    def _submit_training(self, config: "TrainingConfig") -> "Job":
         from .engines.launch import submit_training
 
         return submit_training(self, config)

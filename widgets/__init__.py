@@ -11,7 +11,7 @@ __all__ = ["Dashboard", "DatasetPanel", "TaggingPanel", "CaptionGrid", "Training
            "LoraPanel", "ModelsPanel", "SystemHeader"]
 
 _WHERE = {"Dashboard": ".dashboard", "DatasetPanel": ".datasets", "TaggingPanel": ".tagging", "CaptionGrid": ".captions",
-          "TrainingPanel": ".training", "JobsPanel": ".jobs", "JobMonitor": ".jobs", "LoraPanel": ".lora",
+          "TrainingPanel": ".training", "JobsPanel": ".jobs_panel", "JobMonitor": ".job_monitor", "LoraPanel": ".lora",
           "ModelsPanel": ".models", "SystemHeader": ".header"}
 
 

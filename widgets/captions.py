@@ -15,6 +15,8 @@ from typing import Any
 
 import ipywidgets as W
 
+from lora_nb.errors import InvalidInput
+
 from .common import CheckboxStyle, HTMLStyle, TextStyle, ToggleButtonStyle, ErrorBanner, Runner, css, esc, image_bytes
 
 __all__ = ["CaptionGrid", "OPS"]
@@ -285,10 +287,10 @@ class CaptionGrid(W.VBox):
 
     def _run_op(self, preview: bool) -> Any:
         if self.ds is None:
-            raise ValueError("Choose a dataset first.")
+            raise InvalidInput('No dataset is selected.', fix='Choose a dataset first.')
         c, op, a1, a2, sel = self.ds.captions, self.op.value, self.arg1.value.strip(), self.arg2.value, self.scope()
         if sel == []:
-            raise ValueError("No image matches the filter.")
+            raise InvalidInput('No image matches the filter.', fix='Clear or change the filter.')
         if op == "add_trigger":
             return c.add_trigger([w.strip() for w in a1.split(",") if w.strip()], where=self.where.value, selection=sel, preview=preview)
         if op == "replace":
@@ -298,13 +300,13 @@ class CaptionGrid(W.VBox):
         if op in ("remove", "keep_only"):
             tags = [t.strip() for t in a1.split(",") if t.strip()]
             if not tags:
-                raise ValueError("Type the tags, comma separated.")
+                raise InvalidInput('No tags were given.', fix='Type the tags, comma separated.')
             return getattr(c, op)(tags, regex=self.regex.value, selection=sel, preview=preview)
         if op in ("sort", "sort_frequency"):
             try:
                 keep = int(a1 or 0)
             except ValueError:
-                raise ValueError("'Keep first N tags' must be a whole number.") from None
+                raise InvalidInput("'Keep first N tags' is not a whole number.", fix='Type a whole number such as 1.') from None
             return c.sort(key="alpha" if op == "sort" else "frequency", keep=keep, selection=sel, preview=preview)
         return getattr(c, op)(selection=sel, preview=preview)
 
@@ -345,6 +347,6 @@ class CaptionGrid(W.VBox):
     def _undo(self, _: Any = None) -> None:
         r = self.ds.captions.undo() if self.ds is not None else None
         if r is None:
-            raise ValueError("Choose a dataset first.")
+            raise InvalidInput('No dataset is selected.', fix='Choose a dataset first.')
         self.banner.info(f"Undid {r.op.removeprefix('undo ')}: restored {r.changed:,} captions.")
         self.reload()

@@ -19,6 +19,9 @@ import ipywidgets as W
 from ipywidgets.widgets.widget_bool import CheckboxStyle, ToggleButtonStyle
 from ipywidgets.widgets.widget_string import HTMLStyle, TextStyle
 
+from lora_nb.jobs.format import bar_fraction, fmt_duration, job_line, status_style
+from lora_nb.jobs.manager import Job
+
 __all__ = ["ErrorBanner", "Throttle", "Runner", "one_sentence", "fmt_bytes", "fmt_duration", "css", "image_bytes",
            "JobLine", "esc", "HTMLStyle", "TextStyle", "CheckboxStyle", "ToggleButtonStyle"]
 
@@ -246,16 +249,6 @@ def fmt_bytes(n: float | None) -> str:
     return f"{n:.1f} TB"
 
 
-def fmt_duration(seconds: float | None) -> str:
-    """``3725`` -> ``'1:02:05'``; None -> ``'?'``."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "?"
-    s = int(round(seconds))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
 def image_bytes(path: Path | None) -> bytes:
     """The file's bytes, or b'' when it cannot be read (a cell then shows an empty image)."""
     if path is None:
@@ -270,18 +263,18 @@ class JobLine(W.HBox):
     """A compact live view of one job: progress bar, 'step/total', rate, status. Updated at a bounded rate
     from the job's follower thread; ``on_final(job)`` runs once when the job ends."""
 
-    def __init__(self, rate: float = 4.0, on_final: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, rate: float = 4.0, on_final: Callable[[Job], Any] | None = None) -> None:
         self.bar = css(W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="240px")), "lnb-job-line-bar")
         self.label = W.HTML("")
         super().__init__([self.bar, self.label])
         self.add_class("lnb-job-line")
-        self.job: Any = None
+        self.job: Job | None = None
         self.on_final = on_final
         self._unsub: Callable[[], None] | None = None
         self._final_seen = False
         self.throttle = Throttle(self.refresh, rate)
 
-    def attach(self, job: Any) -> None:
+    def attach(self, job: Job) -> None:
         self.detach()
         self.job = job
         self._final_seen = False
@@ -295,24 +288,15 @@ class JobLine(W.HBox):
         self.throttle.cancel()
 
     def refresh(self) -> None:
+        """Redraw from one snapshot of the job (one database read)."""
         job = self.job
         if job is None:
             return
-        status = job.status
-        p = job.progress
-        frac = p.fraction
-        self.bar.value = 1.0 if status.value == "succeeded" else (frac or 0.0)
-        self.bar.bar_style = {"succeeded": "success", "failed": "danger", "stopped": "warning"}.get(status.value, "info")
-        parts = [status.value]
-        if p.step is not None:
-            parts.append(f"{p.step}/{p.total_steps or '?'}")
-        if p.rate:
-            parts.append(f"{p.rate:.2f} {p.rate_unit or 'it/s'}")
-        if p.eta is not None and not status.is_final:
-            parts.append(f"ETA {fmt_duration(p.eta)}")
-        if status.value == "failed" and job.error:
-            parts.append(one_sentence(job.error))
-        self.label.value = esc(" · ".join(parts))
+        snap = job.snapshot()
+        status = snap.status
+        self.bar.value = bar_fraction(snap.progress, status)
+        self.bar.bar_style = status_style(status).bar
+        self.label.value = esc(job_line(status, snap.progress, snap.error))
         if status.is_final and not self._final_seen:
             self._final_seen = True
             if self.on_final is not None:

@@ -19,7 +19,7 @@ import ipywidgets as W
 from .captions import CaptionGrid
 from .datasets import DatasetPanel
 from .header import SystemHeader
-from .jobs import JobsPanel
+from .jobs_panel import JobsPanel
 from .lora import LoraPanel
 from .models import ModelsPanel
 from .tagging import TaggingPanel

@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
+from lora_nb.errors import InvalidInput, NotFound
+
 from .common import HTMLStyle, ErrorBanner, JobLine, Runner, css, esc, image_bytes
 
 __all__ = ["DatasetPanel", "Gallery"]
@@ -205,7 +207,7 @@ class DatasetPanel(W.VBox):
 
     def _rename(self, _: Any = None) -> None:
         if not self.select.value:
-            raise ValueError("Choose a dataset to rename first.")
+            raise InvalidInput('No dataset is selected.', fix='Choose a dataset to rename in the list first.')
         ds = self.ws.datasets.rename(self.select.value, self.rename_box.value.strip())
         self.rename_box.value = ""
         self.refresh(select=ds.name)
@@ -214,7 +216,7 @@ class DatasetPanel(W.VBox):
     def _delete(self, _: Any = None) -> None:
         name = self.select.value
         if not name:
-            raise ValueError("Choose a dataset to delete first.")
+            raise InvalidInput('No dataset is selected.', fix='Choose a dataset to delete in the list first.')
         if not self._confirm_delete:
             self._confirm_delete = True
             self.delete_button.description = f"Really delete '{name}'?"
@@ -226,13 +228,13 @@ class DatasetPanel(W.VBox):
     def _target_name(self) -> str:
         name = self.select.value or self.name_box.value.strip()
         if not name:
-            raise ValueError("Choose a dataset, or type a new name, before importing.")
+            raise InvalidInput('There is no dataset to import into.', fix='Choose a dataset, or type a new name, before importing.')
         return name
 
     def _import(self, _: Any = None) -> None:
         source = self.source_box.value.strip()
         if not source:
-            raise ValueError("Type a URL, a .zip path or a folder path to import from.")
+            raise InvalidInput('There is nothing to import from.', fix='Type a URL, a .zip path or a folder path to import from.')
         name = self._target_name()
         merge = name in self.ws.datasets.names()
         if source.startswith(("http://", "https://")):
@@ -248,7 +250,7 @@ class DatasetPanel(W.VBox):
         elif path.is_file():
             fn = lambda: self.ws.datasets.import_zip(path, name, merge=merge)  # noqa: E731
         else:
-            raise FileNotFoundError(f"There is no file or folder {source} on this machine.")
+            raise NotFound(f"There is no file or folder {source} on this machine.", fix="Check the path; it is read on the machine that runs the dashboard.")
         self.banner.info(f"Importing {path.name} into '{name}'…")
         self.runner.submit(fn, on_done=lambda result: self._imported(name, result))
 
@@ -268,7 +270,7 @@ class DatasetPanel(W.VBox):
     def _report(self, _: Any = None) -> None:
         ds = self.dataset
         if ds is None:
-            raise ValueError("Choose a dataset to check first.")
+            raise InvalidInput('No dataset is selected.', fix='Choose a dataset to check in the list first.')
         self.report_view.value = "<i>checking…</i>"
         self.runner.submit(ds.report, on_done=lambda r: setattr(self.report_view, "value", report_html(r)))
 

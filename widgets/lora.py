@@ -16,6 +16,8 @@ from typing import Any
 
 import ipywidgets as W
 
+from lora_nb.errors import InvalidInput
+
 from .common import ErrorBanner, JobLine, Runner, css, esc, fmt_bytes
 
 __all__ = ["LoraPanel"]
@@ -108,7 +110,7 @@ class LoraPanel(W.VBox):
 
     def _path(self) -> Path:
         if self.lora is None:
-            raise ValueError("Choose a LoRA file first.")
+            raise InvalidInput('No LoRA file is selected.', fix='Choose a LoRA file in the list first.')
         return Path(self.lora.path)
 
     def verify(self, _: Any = None) -> None:
@@ -131,7 +133,7 @@ class LoraPanel(W.VBox):
         path = self._path()
         repo = self.repo.value.strip()
         if not repo:
-            raise ValueError("Type the Hub repository, like you/my-lora.")
+            raise InvalidInput('No Hub repository was given.', fix='Type it like you/my-lora.')
         token = self.token.value or None
         self.token.value = ""                 # never kept in the widget's state
         job = self.L.publish(path, repo, ws=self.ws, private=self.private.value, token=token)

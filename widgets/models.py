@@ -14,6 +14,8 @@ from typing import Any
 
 import ipywidgets as W
 
+from lora_nb.errors import InvalidInput
+
 from .common import ErrorBanner, JobLine, Runner, css, esc, fmt_bytes
 
 __all__ = ["ModelsPanel"]
@@ -81,7 +83,7 @@ class ModelsPanel(W.VBox):
     def download(self, _: Any = None) -> Any:
         source = self.source.value.strip()
         if not source:
-            raise ValueError("Type a source or pick a starter model.")
+            raise InvalidInput('There is no model to download.', fix='Type a source (a Hub id, a URL) or pick a starter model.')
         job = self.library.download(source, subfolder=self.subfolder.value.strip() or None)
         self.line.attach(job)
         self.banner.info(f"Downloading {source} (job {job.id}).")

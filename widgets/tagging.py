@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
+from lora_nb.errors import InvalidInput
+
 from .common import ErrorBanner, JobLine, css
 
 __all__ = ["TaggingPanel"]
@@ -89,10 +91,10 @@ class TaggingPanel(W.VBox):
 
     def start(self, _: Any = None) -> Any:
         if not self.dataset.value:
-            raise ValueError("Choose a dataset to tag first.")
+            raise InvalidInput('No dataset is selected.', fix='Choose a dataset to tag first.')
         model = (self.model.value or "").strip()
         if not model:
-            raise ValueError("Choose a tagger model.")
+            raise InvalidInput('No tagger model is selected.', fix='Choose a tagger model in the list.')
         ds = self.ws.datasets.get(self.dataset.value)
         self.job = ds.tag(model=model, **self.options())
         self.line.attach(self.job)

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
+from lora_nb.errors import InvalidInput
+
 from .common import HTMLStyle, ErrorBanner, Runner, Throttle, css, esc, one_sentence
 
 __all__ = ["TrainingPanel", "Field", "build_field"]
@@ -67,7 +69,7 @@ class Field:
                 return None
             if self.kind == "str":
                 return ""
-            raise ValueError("Enter a value")
+            raise InvalidInput('This field is empty.', fix='Enter a value.')
         if self.kind == "str":
             return text
         try:
@@ -77,7 +79,7 @@ class Field:
                 return float(text)
             return int(text) if text.lstrip("-").isdigit() else float(text)   # int | float
         except ValueError:
-            raise ValueError("Enter a number") from None
+            raise InvalidInput('This is not a number.', fix='Enter a number such as 16 or 1e-4.') from None
 
     def set(self, value: Any) -> None:
         if self.kind == "list":
@@ -383,7 +385,7 @@ class TrainingPanel(W.VBox):
     def _load_preset(self, _: Any = None) -> None:
         name = self.preset_select.value
         if not name:
-            raise ValueError("There is no preset to load yet: save one first.")
+            raise InvalidInput('There is no preset to load yet.', fix='Save one first with Save preset.')
         self.ws.presets.load(name)                      # refuses an invalid preset with one sentence
         self.set_values(self.ws.presets.raw(name))
         self.banner.info(f"Loaded preset '{name}'.")
@@ -391,7 +393,7 @@ class TrainingPanel(W.VBox):
     def _save_preset(self, _: Any = None) -> None:
         name = self.preset_name.value.strip()
         if not name:
-            raise ValueError("Type a name for the preset.")
+            raise InvalidInput('The preset has no name.', fix='Type a name for the preset.')
         self.ws.presets.save(name, self.config())
         self.preset_select.options = self.ws.presets.list()
         self.preset_select.value = name
@@ -402,7 +404,7 @@ class TrainingPanel(W.VBox):
 
         cfg = self.config()
         if not isinstance(cfg.dataset, str) or not cfg.dataset:
-            raise ValueError("Choose a dataset first.")
+            raise InvalidInput('No dataset is selected.', fix='Choose a dataset first.')
         ds = self.ws.datasets.get(cfg.dataset)
         self.report_view.value = "<i>checking…</i>"
         self.runner.submit(ds.report, resolution=cfg.resolution_wh, trigger_words=cfg.trigger_words or None,

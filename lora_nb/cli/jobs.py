@@ -11,10 +11,14 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..jobs.format import progress_line
 from ..progress.parsers import TASK_MARKER
 from . import open_workspace as _ws
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..jobs.manager import Job
 
 __all__ = ["register", "follow_log"]
 
@@ -25,35 +29,24 @@ def _fmt_time(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
-def _progress_text(job: Any) -> str:
-    p = job.progress
-    parts = []
-    if p.step is not None:
-        parts.append(f"{p.step}/{p.total_steps}" if p.total_steps else str(p.step))
-    if p.epoch is not None:
-        parts.append(f"epoch {p.epoch}/{p.total_epochs}" if p.total_epochs else f"epoch {p.epoch}")
-    if p.loss is not None:
-        parts.append(f"loss {p.loss:.4g}")
-    return " ".join(parts) or "-"
-
-
 def cmd_list(args: argparse.Namespace) -> int:
-    jobs = _ws(args).jobs.list(status=args.status or None)
+    snaps = _ws(args).jobs.snapshots(status=args.status or None)
     if args.json:
-        print(json.dumps([j.describe() for j in jobs], indent=1))
+        print(json.dumps([s.describe() for s in snaps], indent=1))
         return 0
-    if not jobs:
+    if not snaps:
         print("no jobs")
         return 0
     print(f"{'ID':<22} {'STATUS':<10} {'KIND':<10} {'CREATED':<19}  {'PROGRESS':<28} NAME")
-    for j in jobs:
-        print(f"{j.id:<22} {j.status.value:<10} {j.kind[:10]:<10} {_fmt_time(j.created_at):<19}  {_progress_text(j)[:28]:<28} {j.name}")
+    for s in snaps:
+        line = progress_line(s.progress, s.status, elapsed=False)
+        print(f"{s.id:<22} {s.status.value:<10} {s.kind[:10]:<10} {_fmt_time(s.created_at):<19}  {line[:28]:<28} {s.name}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    job = _ws(args).jobs.get(args.id)
-    d = job.describe()
+    snap = _ws(args).jobs.get(args.id).snapshot()
+    d = snap.describe()
     if args.json:
         print(json.dumps(d, indent=1))
         return 0
@@ -61,8 +54,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"{key:>10}: {d[key]}")
     print(f"{'command':>10}: {' '.join(d['argv'])}")
     print(f"{'created':>10}: {_fmt_time(d['created_at'])}   started: {_fmt_time(d['started_at'])}   ended: {_fmt_time(d['ended_at'])}")
-    print(f"{'progress':>10}: {_progress_text(job)}")
-    for a in job.artifacts:
+    print(f"{'progress':>10}: {progress_line(snap.progress, snap.status)}")
+    for a in snap.artifacts:
         print(f"{'artifact':>10}: [{a.get('kind')}] {a.get('path')}")
     if d["error"]:
         print("\n" + d["error"])
@@ -96,7 +89,7 @@ def _marker_text(line: str) -> str | None:
     return None
 
 
-def follow_log(job: Any, offset: int = 0, out: Any = None) -> int:
+def follow_log(job: "Job", offset: int = 0, out: Any = None) -> int:
     """Print a job's console output from byte ``offset`` until it ends (``\r`` redraws kept); exit code 0 if it succeeded."""
     from ..jobs.lines import LineSplitter
 

@@ -37,14 +37,14 @@ class Follower:
         self.log_path: Path = job.log_path
         self.interval = 1.0 / rate
         self.poll = poll
-        rec = job._record()
+        snap = job.snapshot(check=False)
         self.offset = 0
         self._carry = b""                         # bytes after the last newline
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.partial: str | None = None            # the line being redrawn with \r
-        self.progress = Progress.from_dict(rec.progress)
-        self._progress_json = json.dumps(rec.progress, sort_keys=True)
-        self.status: JobStatus = rec.status
+        self.progress = snap.progress
+        self._progress_json = json.dumps(snap.progress.to_dict(), sort_keys=True)
+        self.status: JobStatus = snap.status
         self.lines_seen = 0                        # logical lines read so far (\n or \r ended)
         self.bytes_seen = 0
         self._last_event_id = 0

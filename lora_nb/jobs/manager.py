@@ -24,8 +24,10 @@ from ..errors import JobError, NotFound
 from ..settings import looks_secret
 from ..progress.events import Event, JobStatus, Progress
 from . import records, scheduler
+from .models import JobSnapshot, JobSpec, SubmitRequest
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..config.model import TrainingConfig
     from ..ports import JobsHome
     from .follower import Follower
 
@@ -33,56 +35,64 @@ __all__ = ["JobManager", "Job"]
 
 
 class Job:
-    """A handle on one job. Cheap to create; every property reads the current state."""
+    """A handle on one job. Cheap to create; its state is read as one :class:`JobSnapshot`.
+
+    ``job.snapshot()`` is one database read of everything (row, artifacts, hints); draw a frame or a
+    line from one snapshot. The properties below are conveniences for scripts: each one is a
+    snapshot of its own.
+    """
 
     def __init__(self, manager: "JobManager", job_id: str) -> None:
         self._manager = manager
         self.id = job_id
 
     # -- state ---------------------------------------------------------------
-    def _record(self) -> records.JobRecord:
-        rec = records.load(self._manager.home.store, self.id)
-        if rec is None:
+    def snapshot(self, check: bool = True) -> JobSnapshot:
+        """The job now, in one read. With ``check``, an active job whose supervisor is gone is marked
+        failed first (a process check, no extra read unless it has died), so no snapshot shows a dead
+        job as running."""
+        snap = records.load(self._manager.home.store, self.id)
+        if snap is None:
             raise NotFound(f"There is no job '{self.id}'.", fix="List jobs with ws.jobs.list() or `lora-nb jobs list`.")
-        return rec
+        if check and snap.is_active:
+            reason = scheduler.vanished_reason(snap)
+            if reason and scheduler.mark_vanished(self._manager.home, snap, reason):
+                return self.snapshot(check=False)
+        return snap
 
     def _refresh_status(self) -> JobStatus:
-        """Current status, after checking that an active job's supervisor is really alive."""
-        rec = self._record()
-        if rec.status.value in records.ACTIVE:
-            reason = scheduler.vanished_reason(rec)
-            if reason and scheduler.mark_vanished(self._manager.home, rec, reason):
-                return self._record().status
-        elif rec.status is JobStatus.QUEUED:
+        """Current status, after the liveness check; a queued job gets a chance to start."""
+        snap = self.snapshot()
+        if snap.status is JobStatus.QUEUED:
             scheduler.kick(self._manager.home)
-            return self._record().status
-        return rec.status
-
-    @property
-    def name(self) -> str:
-        return self._record().name
-
-    @property
-    def kind(self) -> str:
-        return self._record().kind
+            return self.snapshot().status
+        return snap.status
 
     @property
     def status(self) -> JobStatus:
         return self._refresh_status()
 
     @property
+    def name(self) -> str:
+        return self.snapshot(check=False).name
+
+    @property
+    def kind(self) -> str:
+        return self.snapshot(check=False).kind
+
+    @property
     def progress(self) -> Progress:
         """Newest progress as the supervisor saved it (at most a quarter of a second old)."""
-        return Progress.from_dict(self._record().progress)
+        return self.snapshot(check=False).progress
 
     @property
     def exit_code(self) -> int | None:
-        return self._record().exit_code
+        return self.snapshot(check=False).exit_code
 
     @property
     def error(self) -> str | None:
         """Failure summary: what happened, the fix for known failures, and the last lines."""
-        return self._record().error
+        return self.snapshot(check=False).error
 
     @property
     def run_dir(self) -> Path:
@@ -94,41 +104,36 @@ class Job:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return self._record().meta
+        return self.snapshot(check=False).meta
 
     @property
     def created_at(self) -> float:
-        return self._record().created_at
+        return self.snapshot(check=False).created_at
 
     @property
     def started_at(self) -> float | None:
-        return self._record().started_at
+        return self.snapshot(check=False).started_at
 
     @property
     def ended_at(self) -> float | None:
-        return self._record().ended_at
+        return self.snapshot(check=False).ended_at
 
     @property
     def argv(self) -> list[str]:
-        return self._record().argv
+        return self.snapshot(check=False).argv
 
     @property
     def artifacts(self) -> list[dict[str, Any]]:
         """Saved checkpoints, LoRAs, samples ... as ``{"path", "kind"}``, in the order they appeared."""
-        seen: dict[str, dict[str, Any]] = {}
-        for _, _, data in records.events(self._manager.home.store, self.id, "artifact"):
-            seen[data.get("path", "")] = data
-        return list(seen.values())
+        return list(self.snapshot(check=False).artifacts)
 
     @property
     def hints(self) -> list[str]:
-        return [d.get("text", "") for _, _, d in records.events(self._manager.home.store, self.id, "hint")]
+        return list(self.snapshot(check=False).hints)
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-able description (see ``models.JobDescription``)."""
-        from .models import JobDescription
-
-        return JobDescription.from_record(self._record()).model_dump(mode="json")
+        """A JSON-able description: :meth:`JobSnapshot.describe` of a fresh snapshot."""
+        return self.snapshot().describe()
 
     # -- actions -------------------------------------------------------------
     def wait(self, timeout: float | None = None, poll: float = 0.2) -> JobStatus:
@@ -146,10 +151,10 @@ class Job:
         A queued job is simply taken off the queue. With ``wait``, returns once the
         job has ended (at most ``grace`` + 5 s).
         """
-        ws = self._manager.home
+        home = self._manager.home
         now = time.time()
-        with ws.store.transaction() as c:
-            rec = records.load(ws.store, self.id)
+        with home.store.transaction() as c:
+            rec = records.load(home.store, self.id)
             if rec is None:
                 raise NotFound(f"There is no job '{self.id}'.", fix="List jobs with ws.jobs.list().")
             if rec.status.is_final:
@@ -185,8 +190,8 @@ class Job:
 
     def __repr__(self) -> str:
         try:
-            rec = self._record()
-            return f"<Job {self.id} {rec.name!r} {rec.status.value}>"
+            snap = self.snapshot(check=False)
+            return f"<Job {self.id} {snap.name!r} {snap.status.value}>"
         except NotFound:
             return f"<Job {self.id} (deleted)>"
 
@@ -226,7 +231,7 @@ class JobManager:
     gone are marked failed with the reason, and queued jobs are started if slots are free.
     """
 
-    def __init__(self, home: "JobsHome", launch_training: Callable[[Any], "Job"] | None = None) -> None:
+    def __init__(self, home: "JobsHome", launch_training: Callable[["TrainingConfig"], "Job"] | None = None) -> None:
         self.home = home
         self._launch_training = launch_training
         home.store.ensure_schema("jobs", records.MIGRATIONS)
@@ -269,7 +274,6 @@ class JobManager:
         Secret-looking environment values (tokens) are never stored: a job that has
         any starts at once, taking them from this process.
         """
-        from .models import SubmitRequest
         from ..progress.parsers import _REGISTRY
 
         run_dir = self.home.runs_dir / job_id if job_id else None
@@ -304,20 +308,13 @@ class JobManager:
         assert run_dir is not None
         if not run_dir.is_dir():
             raise JobError(f"The run folder of job {job_id} does not exist.", fix="Get a job id and folder from ws.jobs.reserve() first.")
-        display = req.name or Path(req.argv[0]).name
-        spec = {"id": job_id, "workspace": str(self.home.root), "name": display, "argv": req.argv, "cwd": req.cwd,
-                "env": public_env, "secret_env_keys": sorted(secret_env), "parser": req.parser,
-                "parser_options": req.parser_options, "kind": req.kind, "uses_gpu": req.uses_gpu and not secret_env}
-        (run_dir / "job.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+        spec = JobSpec(**req.model_dump(exclude={"name", "env", "uses_gpu"}), id=job_id, workspace=str(self.home.root),
+                       name=req.name or Path(req.argv[0]).name, env=public_env, secret_env_keys=sorted(secret_env),
+                       uses_gpu=req.uses_gpu and not secret_env)
+        spec.write(run_dir)
         now = time.time()
         with self.home.store.transaction() as c:
-            seq = c.execute("SELECT coalesce(max(seq), 0) + 1 FROM jobs").fetchone()[0]
-            c.execute("INSERT INTO jobs(id, seq, name, kind, status, argv, cwd, env, parser, parser_options, meta, uses_gpu, run_dir, created_at) "
-                      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (job_id, seq, display, req.kind, (JobStatus.STARTING if secret_env else JobStatus.QUEUED).value,
-                       json.dumps(req.argv), req.cwd,
-                       json.dumps(public_env), req.parser, json.dumps(req.parser_options), json.dumps(req.meta),
-                       int(spec["uses_gpu"]), str(run_dir), now))
+            records.insert(c, spec, JobStatus.STARTING if secret_env else JobStatus.QUEUED, run_dir, now)
             records.add_event(c, job_id, "status", {"status": "queued"}, now)
             if secret_env:  # claimed by us right away: no other process may start it without the secrets
                 records.update(c, job_id, claimed_at=now)
@@ -355,7 +352,7 @@ class JobManager:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
 
-    def submit_training(self, config: Any) -> Job:
+    def submit_training(self, config: "TrainingConfig") -> Job:
         """Validate a TrainingConfig, check its dataset, render the engine's files and queue the run.
 
         The launcher (``lora_nb.engines.launch.submit_training``) is wired in by the Workspace, the
@@ -369,11 +366,17 @@ class JobManager:
     # -- reading -------------------------------------------------------------
     def get(self, job_id: str) -> Job:
         job = Job(self, job_id)
-        job._record()
+        job.snapshot(check=False)
         return job
 
     def list(self, status: JobStatus | str | Sequence[JobStatus | str] | None = None, kind: str | None = None) -> list[Job]:
         """Jobs, oldest first; filter by status (one or several) and kind."""
+        return [Job(self, s.id) for s in self.snapshots(status, kind)]
+
+    def snapshots(self, status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+                  kind: str | None = None) -> list[JobSnapshot]:
+        """A :class:`JobSnapshot` of every job (oldest first, filtered like :meth:`list`), in one read,
+        after marking jobs whose supervisor has died as failed."""
         scheduler.sweep(self.home)
         where, params = [], []
         if status is not None:
@@ -384,7 +387,7 @@ class JobManager:
             where.append("kind=?")
             params.append(kind)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
-        return [Job(self, r.id) for r in records.load_all(self.home.store, clause, tuple(params))]
+        return records.load_all(self.home.store, clause, tuple(params))
 
     def delete(self, job_id: str) -> None:
         """Forget a finished job and delete its run folder (outputs included)."""

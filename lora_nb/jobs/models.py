@@ -1,17 +1,40 @@
-"""Pydantic models for job requests and descriptions (loaded only when a job is submitted or described)."""
+"""A job's three shapes: what was asked for, what was submitted, and what it is now.
+
+- :class:`SubmitRequest` — what a caller asks for (``ws.jobs.submit_command`` builds it).
+- :class:`JobSpec` — the request as submitted: its id, workspace and the names (never the values) of
+  secret environment variables added. It is written once to ``runs/<id>/job.json``, it is the one
+  source of the job's database row (:func:`lora_nb.jobs.records.insert`), and the supervisor reads
+  it back as this same model.
+- :class:`JobSnapshot` — one immutable read of the job's row plus its artifacts and hints, taken in
+  one query, so everything shown from it belongs to the same moment. ``Job.snapshot()`` returns one;
+  ``Job.describe()`` is its JSON form. Frames of the panels and lines of the CLI are drawn from one
+  snapshot each.
+
+>>> spec = JobSpec(id="20261202-120000-ab12", workspace="/w", name="hello", argv=["echo", "hi"])
+>>> spec.row()["argv"], spec.row()["uses_gpu"]
+('["echo", "hi"]', 1)
+>>> JobSpec.model_validate_json(spec.model_dump_json()) == spec
+True
+"""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..progress.events import JobStatus
+from ..progress.events import JobStatus, Progress
+
+__all__ = ["SubmitRequest", "JobSpec", "JobSnapshot", "JSON_COLUMNS"]
+
+JSON_COLUMNS = ("argv", "env", "parser_options", "meta", "progress")   # stored as JSON text in the row
 
 
 class SubmitRequest(BaseModel):
     """What a caller asks for when submitting a command job."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     argv: list[str]
     name: str | None = None
@@ -24,28 +47,85 @@ class SubmitRequest(BaseModel):
     uses_gpu: bool = True
 
 
-class JobDescription(BaseModel):
-    """A job as the CLI and the panels show it."""
+class JobSpec(SubmitRequest):
+    """A submitted job: ``runs/<id>/job.json``, the source of its row, what its supervisor reads.
+
+    ``env`` holds only the variables that may be saved; the secret ones are named in
+    ``secret_env_keys`` and reach the supervisor through its environment alone.
+    """
 
     id: str
+    workspace: str
+    name: str
+    secret_env_keys: list[str] = Field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        """The columns of the job's row that come from the spec (JSON fields encoded)."""
+        out: dict[str, Any] = {k: getattr(self, k) for k in ("id", "name", "kind", "argv", "cwd", "env", "parser",
+                                                            "parser_options", "meta")}
+        for key in JSON_COLUMNS:
+            if key in out:
+                out[key] = json.dumps(out[key])
+        out["uses_gpu"] = int(self.uses_gpu)
+        return out
+
+    @classmethod
+    def read(cls, run_dir: Path) -> "JobSpec":
+        return cls.model_validate_json((run_dir / "job.json").read_text(encoding="utf-8"))
+
+    def write(self, run_dir: Path) -> None:
+        (run_dir / "job.json").write_text(self.model_dump_json(indent=1), encoding="utf-8")
+
+
+class JobSnapshot(BaseModel):
+    """One job as it is at one moment: its row, artifacts and hints, read together (immutable)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    id: str
+    seq: int
     name: str
     kind: str
     status: JobStatus
     argv: list[str]
-    cwd: str | None
-    parser: str
-    uses_gpu: bool
-    run_dir: str
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    parser: str = "plain"
+    parser_options: dict[str, Any] = Field(default_factory=dict)
+    meta: dict[str, Any] = Field(default_factory=dict)
+    uses_gpu: bool = True
+    run_dir: Path
     created_at: float
-    started_at: float | None
-    ended_at: float | None
-    exit_code: int | None
-    error: str | None
-    progress: dict[str, Any]
-    meta: dict[str, Any]
+    claimed_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    supervisor_pid: int | None = None
+    supervisor_started: float | None = None
+    engine_pid: int | None = None
+    engine_started: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    progress: Progress = Field(default_factory=Progress)
+    stop_requested: float | None = None
+    stop_grace: float | None = None
+    artifacts: tuple[dict[str, Any], ...] = ()   # {"path", "kind"}, one per path, in the order they appeared
+    hints: tuple[str, ...] = ()
 
+    @field_validator("progress", mode="before")
     @classmethod
-    def from_record(cls, rec: Any) -> "JobDescription":
-        return cls(id=rec.id, name=rec.name, kind=rec.kind, status=rec.status, argv=rec.argv, cwd=rec.cwd, parser=rec.parser,
-                   uses_gpu=rec.uses_gpu, run_dir=str(rec.run_dir), created_at=rec.created_at, started_at=rec.started_at,
-                   ended_at=rec.ended_at, exit_code=rec.exit_code, error=rec.error, progress=rec.progress, meta=rec.meta)
+    def _progress(cls, value: Any) -> Progress:
+        return value if isinstance(value, Progress) else Progress.from_dict(value)
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "log"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (JobStatus.STARTING, JobStatus.RUNNING)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able: every field, progress as a dict without unknowns, the status as its value."""
+        d = self.model_dump(mode="json", exclude={"progress"})
+        d["progress"] = self.progress.to_dict()
+        return d

@@ -9,14 +9,14 @@ import json
 import os
 import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from ..store import Store
 from ..progress.events import JobStatus
+from ..store import Store
+from .models import JSON_COLUMNS, JobSnapshot, JobSpec
 
-__all__ = ["MIGRATIONS", "JobRecord", "new_job_id", "load", "load_all", "update", "add_event", "events", "ACTIVE"]
+__all__ = ["MIGRATIONS", "new_job_id", "snapshot_from_row", "load", "load_all", "insert", "update", "add_event", "events", "ACTIVE"]
 
 MIGRATIONS = [
     """
@@ -68,64 +68,47 @@ def new_job_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.localtime()) + "-" + secrets.token_hex(2)
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """One row of ``jobs``, decoded."""
-
-    id: str
-    seq: int
-    name: str
-    kind: str
-    status: JobStatus
-    argv: list[str]
-    cwd: str | None
-    env: dict[str, str]
-    parser: str
-    parser_options: dict[str, Any]
-    meta: dict[str, Any]
-    uses_gpu: bool
-    run_dir: Path
-    created_at: float
-    claimed_at: float | None
-    started_at: float | None
-    ended_at: float | None
-    supervisor_pid: int | None
-    supervisor_started: float | None
-    engine_pid: int | None
-    engine_started: float | None
-    exit_code: int | None
-    error: str | None
-    progress: dict[str, Any]
-    stop_requested: float | None
-    stop_grace: float | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> "JobRecord":
-        d = dict(zip(_COLUMNS, row))
-        for key in ("argv", "env", "parser_options", "meta", "progress"):
-            d[key] = json.loads(d[key]) if d[key] else ({} if key != "argv" else [])
-        d["status"] = JobStatus(d["status"])
-        d["uses_gpu"] = bool(d["uses_gpu"])
-        d["run_dir"] = Path(d["run_dir"])
-        return cls(**d)
+_COLUMNS = [f for f in JobSnapshot.model_fields if f not in ("artifacts", "hints")]
+# The artifacts and hints ride along in the same query (one read, one moment), in the order they were added.
+_EVENTS = ("(SELECT json_group_array(json_array(e.id, e.kind, json(e.data))) FROM job_events e "
+           "WHERE e.job_id = jobs.id AND e.kind IN ('artifact', 'hint'))")
+_SELECT = "SELECT " + ", ".join(_COLUMNS) + ", " + _EVENTS + " FROM jobs"
 
 
-_COLUMNS = [f for f in JobRecord.__dataclass_fields__]
-_SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM jobs"
+def snapshot_from_row(row: Sequence[Any]) -> JobSnapshot:
+    """The one place a row becomes a :class:`JobSnapshot`."""
+    d = dict(zip(_COLUMNS, row))
+    for key in JSON_COLUMNS:
+        d[key] = json.loads(d[key]) if d[key] else ({} if key != "argv" else [])
+    artifacts: dict[str, dict[str, Any]] = {}
+    hints: list[str] = []
+    for _, kind, data in sorted(json.loads(row[len(_COLUMNS)] or "[]"), key=lambda e: e[0]):
+        if kind == "artifact":
+            artifacts[data.get("path", "")] = data      # a path seen again keeps its place, with its newest kind
+        else:
+            hints.append(data.get("text", ""))
+    return JobSnapshot(**d, artifacts=tuple(artifacts.values()), hints=tuple(hints))
 
 
-def load(store: Store, job_id: str) -> JobRecord | None:
+def load(store: Store, job_id: str) -> JobSnapshot | None:
     rows = store.query(_SELECT + " WHERE id=?", (job_id,))
-    return JobRecord.from_row(rows[0]) if rows else None
+    return snapshot_from_row(rows[0]) if rows else None
 
 
-def load_all(store: Store, where: str = "", params: tuple = ()) -> list[JobRecord]:
-    return [JobRecord.from_row(r) for r in store.query(f"{_SELECT} {where} ORDER BY seq", params)]
+def load_all(store: Store, where: str = "", params: tuple = ()) -> list[JobSnapshot]:
+    return [snapshot_from_row(r) for r in store.query(f"{_SELECT} {where} ORDER BY seq", params)]
+
+
+def insert(conn: Any, spec: JobSpec, status: JobStatus, run_dir: Path, created_at: float) -> None:
+    """Insert the row of a submitted job, every spec column from the spec (inside the caller's transaction)."""
+    cols = dict(spec.row(), status=status.value, run_dir=str(run_dir), created_at=created_at)
+    cols["seq"] = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM jobs").fetchone()[0]
+    conn.execute(f"INSERT INTO jobs({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})", tuple(cols.values()))
 
 
 def update(conn: Any, job_id: str, **fields: Any) -> None:
     """Set columns of one job (inside the caller's transaction)."""
-    for key in ("argv", "env", "parser_options", "meta", "progress"):
+    for key in JSON_COLUMNS:
         if key in fields:
             fields[key] = json.dumps(fields[key])
     if isinstance(fields.get("status"), JobStatus):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..progress.events import JobStatus
 from . import records
+from .models import JobSnapshot
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ports import JobsHome
@@ -94,7 +95,7 @@ def sweep(ws: "JobsHome") -> list[str]:
     return failed
 
 
-def vanished_reason(rec: records.JobRecord) -> str | None:
+def vanished_reason(rec: JobSnapshot) -> str | None:
     """Why an active job is dead, or None if its supervisor is alive (or still being started)."""
     if rec.supervisor_pid is None:
         if rec.claimed_at is not None and time.time() - rec.claimed_at > STARTING_TIMEOUT:
@@ -108,7 +109,7 @@ def vanished_reason(rec: records.JobRecord) -> str | None:
     return f"its supervisor (pid {rec.supervisor_pid}) vanished without recording an exit"
 
 
-def mark_vanished(ws: "JobsHome", rec: records.JobRecord, reason: str) -> bool:
+def mark_vanished(ws: "JobsHome", rec: JobSnapshot, reason: str) -> bool:
     """Fail a job whose supervisor died; kill what is left of its engine. False if it ended meanwhile."""
     kill_engine_group(rec)
     now = time.time()
@@ -128,7 +129,7 @@ def mark_vanished(ws: "JobsHome", rec: records.JobRecord, reason: str) -> bool:
     return True
 
 
-def kill_engine_group(rec: records.JobRecord) -> None:
+def kill_engine_group(rec: JobSnapshot) -> None:
     """SIGKILL the engine's process group (and every descendant we can find) if it is still the same process."""
     import signal
 

@@ -27,6 +27,7 @@ from typing import Any
 from ..progress.events import EventKind, JobStatus, Progress
 from .home import JobsHomeAt
 from .lines import LineSplitter
+from .models import JobSnapshot, JobSpec
 from . import records
 
 PROGRESS_INTERVAL = 0.25    # seconds between progress writes to the database (followers read them)
@@ -38,9 +39,9 @@ LAST_LINES = 20
 class Supervisor:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.spec: dict[str, Any] = json.loads((run_dir / "job.json").read_text(encoding="utf-8"))
-        self.ws = JobsHomeAt(Path(self.spec["workspace"]))
-        self.job_id: str = self.spec["id"]
+        self.spec = JobSpec.read(run_dir)           # the very model the job was submitted with
+        self.ws = JobsHomeAt(Path(self.spec.workspace))
+        self.job_id: str = self.spec.id
         self.stop_at: float | None = None          # when the stop request arrived
         self.stop_signal: int = signal.SIGTERM      # the parser may ask for another (ai-toolkit: SIGINT)
         self.kill_at: float | None = None          # when to escalate to SIGKILL
@@ -58,7 +59,7 @@ class Supervisor:
         with self.ws.store.transaction() as c:
             records.update(c, self.job_id, **fields)
 
-    def _register(self) -> records.JobRecord:
+    def _register(self) -> JobSnapshot:
         import psutil
 
         me = psutil.Process()
@@ -163,16 +164,17 @@ class Supervisor:
         if rec.stop_requested is not None:
             return self._finish(None, parser=None, launch_error=None)
 
-        parser = get_parser(rec.parser, self.run_dir, rec.parser_options)
+        spec = self.spec
+        parser = get_parser(spec.parser, self.run_dir, spec.parser_options)
         self.stop_signal = parser.stop_signal
         env = dict(os.environ)
-        env.update(rec.env)
+        env.update(spec.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env["PYTHONUNBUFFERED"] = "1"
         env["LORA_NB_JOB_ID"] = self.job_id
         env["LORA_NB_RUN_DIR"] = str(self.run_dir)
         try:
-            self.proc = subprocess.Popen(rec.argv, cwd=rec.cwd or str(self.run_dir), env=env, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(spec.argv, cwd=spec.cwd or str(self.run_dir), env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                                          close_fds=True)
         except OSError as e:
@@ -200,7 +202,7 @@ class Supervisor:
 
         feeder = CoalescingFeeder(parser)
         splitter = LineSplitter()
-        redactor = Redactor([os.environ.get(k, "") for k in self.spec.get("secret_env_keys", [])])
+        redactor = Redactor([os.environ.get(k, "") for k in self.spec.secret_env_keys])
         exited_at: float | None = None
         last_db_check = 0.0
         with open(self.run_dir / "log", "ab", buffering=0) as log:

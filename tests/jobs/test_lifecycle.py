@@ -190,7 +190,7 @@ def test_secret_env_reaches_the_engine_but_never_the_disk(ws):
     for path in [*ws.root.rglob("*")]:
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
-    assert job._record().env == {"VISIBLE": "1"}
+    assert job.snapshot().env == {"VISIBLE": "1"}
 
 
 def test_task_job_reports_progress_and_artifacts(ws, tmp_path, monkeypatch):

@@ -92,7 +92,7 @@ def test_bad_bulk_input_is_one_sentence(ws, demo_ds):
     g.runner.idle()
     assert "type the tags to see how many captions change" in g.preview_label.value and g.preview_count is None
     g.apply_button.click()
-    assert g.banner.kind == "error" and g.banner.text == "Type the tags, comma separated."
+    assert g.banner.kind == "error" and g.banner.text == "No tags were given. Type the tags, comma separated."
     g.op.value = "sort"
     g.arg1.value = "two"
     g.apply_button.click()

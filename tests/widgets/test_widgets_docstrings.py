@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import doctest
 import importlib
+from pathlib import Path
 
 import pytest
 
-MODULES = ["common", "datasets", "captions", "tagging", "training", "jobs", "lora", "models", "header", "dashboard"]
+import lora_nb.widgets
+
+MODULES = sorted(p.stem for p in Path(lora_nb.widgets.__file__).parent.glob("*.py") if p.stem != "__init__")
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,7 +8,8 @@ import time
 import lora_nb
 from lora_nb.progress.events import JobStatus
 from lora_nb.widgets import JobMonitor, JobsPanel
-from lora_nb.widgets import jobs as jobs_mod
+from lora_nb.jobs.format import loss_svg
+from lora_nb.widgets import job_monitor as jobs_mod
 from support import standin, wait_for
 
 
@@ -91,7 +92,7 @@ def test_rerun_and_resume(ws):
     assert m.banner.kind == "error" and "saved no resumable state" in m.banner.text
     m.rerun_button.click()
     assert started and started[0].id != job.id and started[0].name == "again"
-    assert started[0]._record().argv == job._record().argv and m.job.id == started[0].id
+    assert started[0].snapshot().argv == job.snapshot().argv and m.job.id == started[0].id
     assert started[0].wait(60) is JobStatus.SUCCEEDED
     m.detach()
 
@@ -112,9 +113,9 @@ def test_jobs_panel_lists_filters_and_deletes(ws):
 
 def test_loss_svg_is_bounded():
     pts = [(i, 1.0 / (i + 1)) for i in range(50_000)]
-    svg = jobs_mod.loss_svg(pts, max_drawn=300)
+    svg = loss_svg(pts, max_drawn=300)
     assert svg.count(",") < 700 and 'data-last-step="49999"' in svg
-    assert "no loss values yet" in jobs_mod.loss_svg([])
+    assert "no loss values yet" in loss_svg([])
 
 
 def test_file_links(tmp_path, monkeypatch):
@@ -159,3 +160,41 @@ def test_samples_and_artifacts_appear_as_they_are_written(ws, tmp_path):
     assert all(img.value[:4] == b"\x89PNG" for img in m.sample_images[:3])
     assert "[lora]" in m.artifacts_view.value and "[sample]" in m.artifacts_view.value
     m.detach()
+
+
+def _count_reads(monkeypatch):
+    """Counts database calls made from this thread (the follower's own thread reads too, and is not counted)."""
+    import threading
+
+    from lora_nb.store import Store
+
+    me, calls = threading.get_ident(), []
+    for name in ("query", "transaction", "execute"):
+        orig = getattr(Store, name)
+
+        def wrapped(self, *a, _orig=orig, _name=name, **kw):
+            if threading.get_ident() == me:
+                calls.append(_name)
+            return _orig(self, *a, **kw)
+        monkeypatch.setattr(Store, name, wrapped)
+    return calls
+
+
+def test_a_monitor_frame_and_a_job_line_each_read_the_database_once(ws, tmp_path, monkeypatch):
+    """Stand-in engine (tests/standin_engine.py) mid-run: every frame is drawn from ONE snapshot, so it cannot
+    mix states (a status from one moment, a progress from another)."""
+    from lora_nb.widgets.common import JobLine
+
+    job = _submit(ws, "--steps", "2000", "--delay", "0.05", "--out", str(tmp_path / "out"))
+    wait_for(lambda: job.status is JobStatus.RUNNING and (job.progress.step or 0) > 0, timeout=60)
+    m, line = JobMonitor(ws, job), JobLine()
+    line.attach(job)
+    calls = _count_reads(monkeypatch)
+    m.render()
+    assert calls == ["query"], calls
+    assert "step " in m.stats.value and 'data-status="running"' in m.title.value
+    calls.clear()
+    line.refresh()
+    assert calls == ["query"] and line.label.value.startswith("running · step "), (calls, line.label.value)
+    m.detach(), line.detach()
+    job.stop(grace=5)

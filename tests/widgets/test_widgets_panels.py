@@ -88,7 +88,7 @@ def test_lora_panel_without_files_and_with_a_broken_module(ws, monkeypatch):
     p = LoraPanel(ws)
     assert p.select.options == () and "No LoRA files yet" in p.details.value
     p.verify_button.click()
-    assert p.banner.text == "Choose a LoRA file first."
+    assert p.banner.text == "No LoRA file is selected. Choose a LoRA file in the list first."
     import lora_nb.lora as L
 
     monkeypatch.setitem(L._WHERE, "list_loras", ".does_not_exist")

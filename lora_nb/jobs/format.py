@@ -1,0 +1,139 @@
+"""Pure formatting of a job for people: its progress line, its status style, its loss chart.
+
+No widgets and no I/O here (as tqdm's ``format_meter`` is apart from its notebook renderer): the
+CLI, the compact job line and the job monitor all draw from these, each from one
+:class:`~lora_nb.jobs.models.JobSnapshot`.
+
+>>> from lora_nb.progress.events import JobStatus, Progress
+>>> progress_line(Progress(step=120, total_steps=3000, epoch=2, total_epochs=10, loss=0.1234, rate=1.52, eta=32), JobStatus.RUNNING)
+'step 120/3,000 · epoch 2/10 · loss 0.1234 · 1.52 it/s · ETA 0:32'
+>>> progress_line(Progress(), JobStatus.QUEUED)
+'queued'
+>>> status_style(JobStatus.FAILED).bar
+'danger'
+>>> fmt_duration(3725)
+'1:02:05'
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+from ..progress.events import JobStatus, Progress
+
+__all__ = ["progress_line", "job_line", "status_style", "StatusStyle", "loss_svg", "fmt_duration", "first_sentence"]
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``3725`` -> ``'1:02:05'``; None -> ``'?'``."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def progress_line(progress: Progress, status: JobStatus, elapsed: bool = True) -> str:
+    """``'step 120/3,000 · epoch 2/10 · loss 0.1234 · 1.52 it/s · ETA 0:32'``; unknown parts left out,
+    the status when nothing is known. No ETA once the job has ended."""
+    p = progress
+    parts = []
+    if p.step is not None:
+        parts.append(f"step {p.step:,}/{p.total_steps:,}" if p.total_steps else f"step {p.step:,}")
+    if p.epoch is not None:
+        parts.append(f"epoch {p.epoch}/{p.total_epochs}" if p.total_epochs else f"epoch {p.epoch}")
+    if p.loss is not None:
+        parts.append(f"loss {p.loss:.4g}")
+    if p.rate:
+        parts.append(f"{p.rate:.2f} {p.rate_unit or 'it/s'}")
+    if p.eta is not None and not status.is_final:
+        parts.append(f"ETA {fmt_duration(p.eta)}")
+    if elapsed and p.elapsed is not None:
+        parts.append(f"elapsed {fmt_duration(p.elapsed)}")
+    if p.phase:
+        parts.append(p.phase)
+    return " · ".join(parts) or status.value
+
+
+def first_sentence(text: str) -> str:
+    """The first line of a failure summary (its cause sentence), without the log lines under it."""
+    return text.strip().splitlines()[0].strip() if text and text.strip() else ""
+
+
+def job_line(status: JobStatus, progress: Progress, error: str | None = None) -> str:
+    """One line for a job: ``'running · step 12/40 · 1.52 it/s · ETA 0:18'``, with the cause when it failed."""
+    parts = [status.value]
+    body = progress_line(progress, status, elapsed=False)
+    if body != status.value:
+        parts.append(body)
+    if status is JobStatus.FAILED and error:
+        parts.append(first_sentence(error))
+    return " · ".join(parts)
+
+
+class StatusStyle(NamedTuple):
+    """How a status looks: the progress bar's style, a colour and an icon name (Font Awesome)."""
+
+    bar: str
+    colour: str
+    icon: str
+
+
+_STYLES = {
+    JobStatus.QUEUED: StatusStyle("info", "#57606a", "clock-o"),
+    JobStatus.STARTING: StatusStyle("info", "#0969da", "hourglass-half"),
+    JobStatus.RUNNING: StatusStyle("info", "#0969da", "play"),
+    JobStatus.SUCCEEDED: StatusStyle("success", "#1a7f37", "check"),
+    JobStatus.FAILED: StatusStyle("danger", "#cf222e", "times"),
+    JobStatus.STOPPED: StatusStyle("warning", "#9a6700", "stop"),
+}
+
+
+def status_style(status: JobStatus) -> StatusStyle:
+    return _STYLES[JobStatus(status)]
+
+
+def bar_fraction(progress: Progress, status: JobStatus) -> float:
+    """How full a progress bar is: full once the job succeeded, else the step fraction (0 when unknown)."""
+    return 1.0 if status is JobStatus.SUCCEEDED else (progress.fraction or 0.0)
+
+
+def loss_svg(points: Sequence[tuple[float, float]], width: int = 520, height: int = 180, max_drawn: int = 400) -> str:
+    """A small SVG line chart of (step, loss) points (downsampled to ``max_drawn``), with axis labels.
+
+    >>> loss_svg([(1, 0.5), (2, 0.25)]).startswith("<svg")
+    True
+    """
+    if not points:
+        return (f'<svg class="lnb-loss-svg" width="{width}" height="{height}"><text x="10" y="{height // 2}" fill="#888" '
+                f'font-size="12">no loss values yet</text></svg>')
+    points = list(points)
+    if len(points) > max_drawn:
+        stride = len(points) / max_drawn
+        points = [points[int(i * stride)] for i in range(max_drawn)] + [points[-1]]
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    if x1 == x0:
+        x1 = x0 + 1
+    if y1 == y0:
+        y1 = y0 + (abs(y0) or 1) * 0.1
+    left, right, top, bottom = 48, 8, 8, 20
+    pw, ph = width - left - right, height - top - bottom
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * pw
+
+    def sy(y: float) -> float:
+        return top + (1 - (y - y0) / (y1 - y0)) * ph
+    path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+    return (f'<svg class="lnb-loss-svg" width="{width}" height="{height}" data-points="{len(points)}" '
+            f'data-last-step="{xs[-1]:g}" xmlns="http://www.w3.org/2000/svg">'
+            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ddd"/>'
+            f'<polyline fill="none" stroke="#1565c0" stroke-width="1.5" points="{path}"/>'
+            f'<text x="2" y="{top + 10}" font-size="10" fill="#555">{y1:.4g}</text>'
+            f'<text x="2" y="{top + ph}" font-size="10" fill="#555">{y0:.4g}</text>'
+            f'<text x="{left}" y="{height - 4}" font-size="10" fill="#555">step {x0:g}</text>'
+            f'<text x="{width - right - 70}" y="{height - 4}" font-size="10" fill="#555">step {xs[-1]:g}</text>'
+            f'<text x="{left + pw // 2 - 30}" y="{height - 4}" font-size="10" fill="#555">loss {ys[-1]:.4g}</text></svg>')

@@ -1,0 +1,312 @@
+"""JobMonitor: one job live — progress, loss chart, log tail, samples, artifacts, Stop / Resume / Re-run.
+
+The monitor subscribes to the job's follower (a background thread that tails the log and reads
+the database); its callback only records what arrived and asks a :class:`~.common.Throttle` to
+redraw, so the browser gets at most a few updates a second whatever the job prints. Each frame is
+drawn from one :class:`~lora_nb.jobs.models.JobSnapshot` (one database read), with the text,
+colours and chart made by :mod:`lora_nb.jobs.format`. The log is a bounded ``<pre>`` (the newest
+lines), never an Output widget that grows. Jobs started by another kernel, or before a restart,
+are followed the same way: everything is read from the run folder and the database. The loss
+curve of such a job is rebuilt from its log with the job's parser.
+
+>>> import lora_nb, sys, tempfile
+>>> ws = lora_nb.Workspace(tempfile.mkdtemp())
+>>> job = ws.jobs.submit_command([sys.executable, "-c", "print('hi')"], name="hi")
+>>> _ = job.wait(30)
+>>> m = JobMonitor(ws, job)
+>>> m.stop_button.disabled, "succeeded" in m.title.value
+(True, True)
+>>> m.detach()
+"""
+from __future__ import annotations
+
+import collections
+import json
+import mimetypes
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import ipywidgets as W
+
+from lora_nb import Workspace
+from lora_nb.config.model import TrainingConfig
+from lora_nb.errors import InvalidInput, NotFound
+from lora_nb.jobs.format import bar_fraction, loss_svg, progress_line, status_style
+from lora_nb.jobs.manager import Job
+from lora_nb.jobs.models import JobSnapshot
+from lora_nb.progress.events import Event, EventKind, JobStatus
+
+from .common import ErrorBanner, Runner, Throttle, css, esc, fmt_bytes, image_bytes, one_sentence
+
+__all__ = ["JobMonitor", "LossChart", "file_link", "rebuild_loss"]
+
+LOG_LINES = 200          # lines shown in the log view
+MAX_POINTS = 4000        # loss points kept per job (drawn downsampled)
+REBUILD_BYTES = 8 << 20  # the end of a log read to rebuild a loss curve
+_HISTORY: dict[str, collections.deque] = {}   # job id -> (step, loss), kept for the life of the kernel
+_HISTORY_LOCK = threading.RLock()
+
+
+class LossChart(W.HTML):
+    """An HTML widget holding :func:`lora_nb.jobs.format.loss_svg` of its points."""
+
+    def __init__(self) -> None:
+        super().__init__(value=loss_svg([]))
+        self.add_class("lnb-loss-chart")
+        self.points: list[tuple[float, float]] = []
+
+    def draw(self, points: list[tuple[float, float]]) -> None:
+        self.points = points
+        self.value = loss_svg(points)
+
+
+def file_link(path: Path, root: Path, label: str | None = None) -> str:
+    """An ``<a download>`` link to ``path`` when ``LORA_NB_FILES_URL`` says where the server publishes the
+    workspace (e.g. ``/voila/files/``); else the path as text (plus its size)."""
+    base = os.environ.get("LORA_NB_FILES_URL", "")
+    text = esc(label or path.name)
+    try:
+        size = fmt_bytes(path.stat().st_size) if path.is_file() else "folder"
+    except OSError:
+        size = "missing"
+    try:
+        rel = path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        rel = None
+    if base and rel is not None and path.is_file():
+        from urllib.parse import quote
+
+        return f'<a href="{esc(base.rstrip("/") + "/" + quote(rel))}" download>{text}</a> <small>({size})</small>'
+    return f'<span title="{esc(path)}">{text}</span> <small>({size}; {esc(path)})</small>'
+
+
+def _history(job_id: str) -> collections.deque:
+    with _HISTORY_LOCK:
+        return _HISTORY.setdefault(job_id, collections.deque(maxlen=MAX_POINTS))
+
+
+def rebuild_loss(snap: JobSnapshot) -> list[tuple[float, float]]:
+    """(step, loss) points of a job read back from the end of its log with the job's own parser."""
+    from lora_nb.progress.parsers import get_parser
+
+    parser = get_parser(snap.parser, snap.run_dir, snap.parser_options)
+    try:
+        with open(snap.log_path, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - REBUILD_BYTES))
+            data = f.read()
+    except OSError:
+        return []
+    out: list[tuple[float, float]] = []
+    for raw in data.replace(b"\r", b"\n").split(b"\n"):
+        if not raw:
+            continue
+        for ev in parser.feed(raw.decode("utf-8", errors="replace")):
+            d = ev.data
+            if ev.kind is EventKind.PROGRESS and d.get("loss") is not None and d.get("step") is not None:
+                if not out or d["step"] != out[-1][0]:
+                    out.append((d["step"], float(d["loss"])))
+    return out[-MAX_POINTS:]
+
+
+class JobMonitor(W.VBox):
+    """Follow one job live. ``attach(job)`` switches to another job (or ``attach(job_id)``)."""
+
+    def __init__(self, ws: Workspace | None = None, job: Job | str | None = None, rate: float = 5.0, samples: int = 6,
+                 on_new_job: Callable[[Job], Any] | None = None) -> None:
+        self.ws = ws if ws is not None else Workspace()
+        self.on_new_job = on_new_job
+        self.banner = ErrorBanner()
+        self.runner = Runner(self.banner, "lnb-monitor")
+        g = self.banner.guard
+        self.job: Job | None = None
+        self._unsub: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+        self._artifacts_seen = -1
+        self.title = css(W.HTML("<i>no job selected</i>"), "lnb-job-title")
+        self.bar = css(W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="520px")), "lnb-job-progress")
+        self.stats = css(W.HTML(""), "lnb-job-stats")
+        self.chart = LossChart()
+        self.log_view = css(W.HTML(""), "lnb-log-tail")
+        self.sample_images = [W.Image(format="png", width=160, height=160, layout=W.Layout(display="none")) for _ in range(samples)]
+        self.samples_box = css(W.HBox(self.sample_images), "lnb-samples")
+        self.artifacts_view = css(W.HTML(""), "lnb-artifacts")
+        self.hints_view = css(W.HTML(""), "lnb-job-hints")
+        self.stop_button = css(W.Button(description="Stop", icon="stop", button_style="danger", disabled=True), "lnb-job-stop")
+        self.resume_button = css(W.Button(description="Resume", icon="play", disabled=True), "lnb-job-resume")
+        self.rerun_button = css(W.Button(description="Re-run", icon="repeat", disabled=True), "lnb-job-rerun")
+        self.stop_button.on_click(g(self.stop))
+        self.resume_button.on_click(g(self.resume))
+        self.rerun_button.on_click(g(self.rerun))
+        self.throttle = Throttle(self.render, rate)
+        super().__init__([self.title, self.banner, W.HBox([self.bar, self.stop_button, self.resume_button, self.rerun_button]),
+                          self.stats, self.hints_view, self.chart, W.HTML("<b>Log</b> (newest lines)"), self.log_view,
+                          W.HTML("<b>Samples</b>"), self.samples_box, W.HTML("<b>Files</b>"), self.artifacts_view])
+        self.add_class("lnb-job-monitor")
+        if job is not None:
+            g(self.attach)(job)
+
+    # -- following ------------------------------------------------------------------------
+    def attach(self, job: Job | str) -> None:
+        """Follow ``job`` (a Job or a job id), whoever started it and whenever."""
+        if isinstance(job, str):
+            job = self.ws.jobs.get(job)
+        self.detach()
+        self.job = job
+        self._artifacts_seen = -1
+        self.banner.clear()
+        snap = job.snapshot()
+        if not _history(job.id) and (snap.progress.step or snap.status.is_final):
+            self.runner.submit(self._seed_history, snap)
+        self.render(snap)
+        self._unsub = job.subscribe(self._on_events, rate=10.0)
+
+    def detach(self) -> None:
+        if self._unsub is not None:
+            self._unsub()
+            self._unsub = None
+        self.throttle.cancel()
+
+    def _seed_history(self, snap: JobSnapshot) -> None:
+        points = rebuild_loss(snap)
+        hist = _history(snap.id)
+        with _HISTORY_LOCK:           # live points may have arrived meanwhile: the log's go before them
+            live = list(hist)
+            merged = [pt for pt in points if not live or pt[0] < live[0][0]] + live
+            hist.clear()
+            hist.extend(merged[-MAX_POINTS:])
+        if self.job is not None and self.job.id == snap.id:
+            self.throttle.trigger()
+
+    def _on_events(self, events: list[Event]) -> None:
+        """Runs in the follower's thread: record, then ask for a (rate-limited) redraw."""
+        job = self.job
+        if job is None:
+            return
+        hist = _history(job.id)
+        for ev in events:
+            if ev.job_id not in (None, job.id):
+                continue
+            d = ev.data
+            if ev.kind is EventKind.PROGRESS and d.get("loss") is not None and d.get("step") is not None:
+                with _HISTORY_LOCK:
+                    if not hist or d["step"] > hist[-1][0]:
+                        hist.append((d["step"], float(d["loss"])))
+        self.throttle.trigger()
+
+    # -- drawing --------------------------------------------------------------------------
+    def render(self, snap: JobSnapshot | None = None) -> None:
+        """Draw one frame, all of it from one snapshot of the job (one database read)."""
+        job = self.job
+        if job is None:
+            return
+        snap = snap if snap is not None and snap.id == job.id else job.snapshot()
+        status, p = snap.status, snap.progress
+        style = status_style(status)
+        self.title.value = (f"<b>{esc(snap.name)}</b> <code>{esc(snap.id)}</code> · {esc(snap.kind)} · "
+                            f'<span class="lnb-job-status" data-status="{status.value}" style="color:{style.colour}">'
+                            f'{status.value}</span>')
+        self.bar.value = bar_fraction(p, status)
+        self.bar.bar_style = style.bar
+        self.stats.value = esc(progress_line(p, status))
+        with _HISTORY_LOCK:
+            points = list(_history(snap.id))
+        if not points and p.loss is not None and p.step is not None:
+            points = [(p.step, p.loss)]
+        if points != self.chart.points:
+            self.chart.draw(points)
+        lines = job.log_tail(LOG_LINES)
+        self.log_view.value = ('<pre style="max-height:260px;overflow:auto;font-size:11px;background:#111;color:#ddd;'
+                          'padding:6px;white-space:pre-wrap;margin:0">' + esc("\n".join(lines)) + "</pre>")
+        err = snap.error if status is JobStatus.FAILED else None
+        self.hints_view.value = "".join(f'<div style="color:#9a6700">{esc(one_sentence(h))}</div>' for h in snap.hints[-3:]) + (
+            f'<div style="color:#b00020">{esc(one_sentence(err))}</div>' if err else "")
+        arts = list(snap.artifacts)
+        if len(arts) != self._artifacts_seen or status.is_final:
+            self._artifacts_seen = len(arts)
+            self._draw_artifacts(arts)
+        self.stop_button.disabled = status.is_final
+        self.rerun_button.disabled = not status.is_final
+        self.resume_button.disabled = not (status.is_final and status is not JobStatus.SUCCEEDED
+                                           and self._state_dir(snap) is not None)
+
+    def _draw_artifacts(self, arts: list[dict[str, Any]]) -> None:
+        root = self.ws.root
+        items = []
+        samples = []
+        for a in arts:
+            path = Path(a.get("path", ""))
+            kind = a.get("kind", "file")
+            if kind == "sample" or (mimetypes.guess_type(path.name)[0] or "").startswith("image/"):
+                samples.append(path)
+            items.append(f"<li>[{esc(kind)}] {file_link(path, root)}</li>")
+        self.artifacts_view.value = "<ul style='margin:2px 0'>" + "".join(items) + "</ul>" if items else "<i>none yet</i>"
+        shown = [s for s in samples if s.is_file()][-len(self.sample_images):]
+        for img, path in zip(self.sample_images, shown + [None] * len(self.sample_images)):
+            if path is None:
+                img.layout.display = "none"
+                continue
+            img.format = "jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else (path.suffix.lstrip(".").lower() or "png")
+            img.value = image_bytes(path)
+            img.layout.display = ""
+
+    # -- actions --------------------------------------------------------------------------
+    def stop(self, _: Any = None) -> None:
+        if self.job is None:
+            raise InvalidInput("No job is selected.", fix="Choose a job in the list first.")
+        self.stop_button.disabled = True
+        self.runner.submit(self.job.stop, wait=True, on_done=lambda status: self.throttle.trigger())
+        self.banner.info("Stopping…")
+
+    def _state_dir(self, snap: JobSnapshot | None = None) -> Path | None:
+        if snap is None:
+            if self.job is None:
+                return None
+            snap = self.job.snapshot(check=False)
+        if snap.kind != "training":
+            return None
+        states = [Path(a["path"]) for a in snap.artifacts if a.get("kind") == "state" and Path(a.get("path", "")).is_dir()]
+        out = snap.run_dir / "output"
+        if not states and out.is_dir():
+            states = sorted((p for p in out.glob("*-state") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        return states[-1] if states else None
+
+    def _config(self) -> TrainingConfig:
+        assert self.job is not None
+        path = self.job.run_dir / "config.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise NotFound(f"The run folder has no readable config.json ({path}).",
+                           fix="Re-run it from the Training tab with the same settings.") from None
+        return TrainingConfig(**data)
+
+    def resume(self, _: Any = None) -> Job:
+        """Start a new run of the same training config from this run's newest saved state."""
+        state = self._state_dir()
+        if state is None:
+            raise InvalidInput("This run saved no resumable state.", fix="Turn on 'Save resumable state' in the Training tab and re-run.")
+        cfg = self._config()
+        cfg.resume = str(state)
+        return self._started(self.ws.jobs.submit_training(cfg))
+
+    def rerun(self, _: Any = None) -> Job:
+        """Queue the same job again (a training run from its saved config; any other job with its command)."""
+        job = self.job
+        if job is None:
+            raise InvalidInput("No job is selected.", fix="Choose a job in the list first.")
+        snap = job.snapshot(check=False)
+        if snap.kind == "training" and (snap.run_dir / "config.json").is_file():
+            return self._started(self.ws.jobs.submit_training(self._config()))
+        new = self.ws.jobs.submit_command(snap.argv, name=snap.name, cwd=snap.cwd, env=snap.env, parser=snap.parser,
+                                          parser_options=snap.parser_options, kind=snap.kind, meta=snap.meta,
+                                          uses_gpu=snap.uses_gpu)
+        return self._started(new)
+
+    def _started(self, job: Job) -> Job:
+        self.attach(job)
+        self.banner.info(f"Queued job {job.id}.")
+        if self.on_new_job is not None:
+            self.on_new_job(job)
+        return job
