@@ -15,6 +15,8 @@ from typing import Any
 
 import ipywidgets as W
 
+from lora_nb import Workspace
+
 from lora_nb.errors import InvalidInput
 
 from .common import CheckboxStyle, HTMLStyle, TextStyle, ToggleButtonStyle, ErrorBanner, Runner, css, esc, image_bytes
@@ -38,7 +40,7 @@ OPS: dict[str, tuple[str, str, str]] = {
 class CaptionGrid(W.VBox):
     """Edit a dataset's captions. Edits are saved when a text box loses focus (or Enter in it)."""
 
-    def __init__(self, ws: Any = None, dataset: str | None = None, page_size: int = 12, thumb_size: int = 128,
+    def __init__(self, ws: Workspace | None = None, dataset: str | None = None, page_size: int = 12, thumb_size: int = 128,
                  chips: int = 30) -> None:
         import lora_nb
 

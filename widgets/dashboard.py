@@ -16,6 +16,9 @@ from typing import Any
 
 import ipywidgets as W
 
+from lora_nb import Workspace
+from lora_nb.jobs.manager import Job
+
 from .captions import CaptionGrid
 from .datasets import DatasetPanel
 from .header import SystemHeader
@@ -33,7 +36,7 @@ TITLES = ["Datasets", "Tagging", "Captions", "Training", "Jobs", "LoRA tools", "
 class Dashboard(W.VBox):
     """All panels in tabs. ``live=False`` turns off the background refresh threads (tests, docs)."""
 
-    def __init__(self, ws: Any = None, live: bool = True) -> None:
+    def __init__(self, ws: Workspace | None = None, live: bool = True) -> None:
         import lora_nb
 
         self.ws = ws if ws is not None else lora_nb.Workspace()
@@ -61,7 +64,7 @@ class Dashboard(W.VBox):
             panel.banner.guard(panel.refresh)(name)
         self.captions.banner.guard(self.captions.refresh_datasets)(name)
 
-    def _submitted(self, job: Any) -> None:
+    def _submitted(self, job: Job) -> None:
         self.jobs.show(job)
         self.tabs.selected_index = TITLES.index("Jobs")
 

@@ -18,6 +18,10 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
+from lora_nb import Workspace
+from lora_nb.progress.events import JobStatus
+from lora_nb.jobs.manager import Job
+
 from lora_nb.errors import InvalidInput, NotFound
 
 from .common import HTMLStyle, ErrorBanner, JobLine, Runner, css, esc, image_bytes
@@ -112,7 +116,7 @@ class Gallery(W.VBox):
 class DatasetPanel(W.VBox):
     """Datasets: choose, create, rename, delete, import, upload, browse, check."""
 
-    def __init__(self, ws: Any = None, page_size: int = 20, on_change: Callable[[str | None], Any] | None = None) -> None:
+    def __init__(self, ws: Workspace | None = None, page_size: int = 20, on_change: Callable[[str | None], Any] | None = None) -> None:
         import lora_nb
 
         self.ws = ws if ws is not None else lora_nb.Workspace()
@@ -260,9 +264,9 @@ class DatasetPanel(W.VBox):
         self.banner.info(f"Imported {len(result.added)} images into '{name}'"
                          + (f"; skipped {skipped} files." if skipped else "."))
 
-    def _import_finished(self, job: Any) -> None:
+    def _import_finished(self, job: Job) -> None:
         self.refresh(select=getattr(self, "_url_target", None))
-        if job.status.value == "succeeded":
+        if job.status is JobStatus.SUCCEEDED:
             self.banner.info(f"Import finished ({job.name}).")
         else:
             self.banner.error(job.error or f"The import ended {job.status.value}.")

@@ -13,13 +13,15 @@ from typing import Any
 
 import ipywidgets as W
 
+from lora_nb import Workspace
+
 from .common import esc, one_sentence
 
 __all__ = ["SystemHeader"]
 
 
 class SystemHeader(W.HTML):
-    def __init__(self, ws: Any = None, interval: float = 5.0) -> None:
+    def __init__(self, ws: Workspace | None = None, interval: float = 5.0) -> None:
         import lora_nb
 
         self.ws = ws if ws is not None else lora_nb.Workspace()

@@ -16,6 +16,9 @@ from typing import Any
 
 import ipywidgets as W
 
+from lora_nb import Workspace
+from lora_nb.progress.events import JobStatus
+
 from lora_nb.errors import InvalidInput
 
 from .common import ErrorBanner, JobLine, Runner, css, esc, fmt_bytes
@@ -30,7 +33,7 @@ _SHOWN_META = ("ss_output_name", "ss_base_model_version", "ss_sd_model_name", "s
 class LoraPanel(W.VBox):
     """LoRA files: metadata, verify, resize, publish."""
 
-    def __init__(self, ws: Any = None) -> None:
+    def __init__(self, ws: Workspace | None = None) -> None:
         import lora_nb
 
         self.ws = ws if ws is not None else lora_nb.Workspace()
@@ -142,7 +145,7 @@ class LoraPanel(W.VBox):
         return job
 
     def _job_done(self, job: Any) -> None:
-        if job.status.value == "succeeded":
+        if job.status is JobStatus.SUCCEEDED:
             self.banner.info(f"{job.name}: done.")
             self.refresh()
         else:

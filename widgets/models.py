@@ -14,6 +14,10 @@ from typing import Any
 
 import ipywidgets as W
 
+from lora_nb import Workspace
+from lora_nb.progress.events import JobStatus
+from lora_nb.jobs.manager import Job
+
 from lora_nb.errors import InvalidInput
 
 from .common import ErrorBanner, JobLine, Runner, css, esc, fmt_bytes
@@ -24,7 +28,7 @@ __all__ = ["ModelsPanel"]
 class ModelsPanel(W.VBox):
     """Local models, starters, downloads."""
 
-    def __init__(self, ws: Any = None) -> None:
+    def __init__(self, ws: Workspace | None = None) -> None:
         import lora_nb
 
         self.ws = ws if ws is not None else lora_nb.Workspace()
@@ -89,8 +93,8 @@ class ModelsPanel(W.VBox):
         self.banner.info(f"Downloading {source} (job {job.id}).")
         return job
 
-    def _done(self, job: Any) -> None:
-        if job.status.value == "succeeded":
+    def _done(self, job: Job) -> None:
+        if job.status is JobStatus.SUCCEEDED:
             self.banner.info(f"{job.name}: done.")
             self.refresh()
         else:

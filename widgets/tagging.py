@@ -15,6 +15,10 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
+from lora_nb import Workspace
+from lora_nb.progress.events import JobStatus
+from lora_nb.jobs.manager import Job
+
 from lora_nb.errors import InvalidInput
 
 from .common import ErrorBanner, JobLine, css
@@ -25,7 +29,7 @@ __all__ = ["TaggingPanel"]
 class TaggingPanel(W.VBox):
     """Model, thresholds, blacklist, trigger words, existing-caption policy; Start queues ``ds.tag(...)``."""
 
-    def __init__(self, ws: Any = None, dataset: str | None = None, on_done: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, ws: Workspace | None = None, dataset: str | None = None, on_done: Callable[[Any], Any] | None = None) -> None:
         import lora_nb
 
         self.ws = ws if ws is not None else lora_nb.Workspace()
@@ -106,9 +110,9 @@ class TaggingPanel(W.VBox):
         if self.job is not None:
             self.job.stop(wait=False)
 
-    def _finished(self, job: Any) -> None:
+    def _finished(self, job: Job) -> None:
         self.stop_button.disabled = True
-        if job.status.value == "succeeded":
+        if job.status is JobStatus.SUCCEEDED:
             self.banner.info(f"Tagging finished: captions are in the Captions tab ({job.name}).")
         else:
             self.banner.error(job.error or f"Tagging ended {job.status.value}.")

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
+from lora_nb import Workspace
+
 from lora_nb.errors import InvalidInput
 
 from .common import HTMLStyle, ErrorBanner, Runner, Throttle, css, esc, one_sentence
@@ -187,7 +189,7 @@ def build_field(name: str, prop: dict[str, Any], choices: dict[str, list[str]] |
 class TrainingPanel(W.VBox):
     """Configure and start a LoRA training run."""
 
-    def __init__(self, ws: Any = None, on_submit: Callable[[Any], Any] | None = None, dataset: str | None = None) -> None:
+    def __init__(self, ws: Workspace | None = None, on_submit: Callable[[Any], Any] | None = None, dataset: str | None = None) -> None:
         import lora_nb
         from lora_nb.config.model import OPTIMIZERS, SCHEDULERS, TrainingConfig
 

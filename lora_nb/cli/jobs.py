@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..jobs.format import progress_line
+from ..progress.events import JobStatus
 from ..progress.parsers import TASK_MARKER
 from . import open_workspace as _ws
 
@@ -117,8 +118,8 @@ def follow_log(job: "Job", offset: int = 0, out: Any = None) -> int:
             on_redraw = redraw
         out.flush()
         if status.is_final and not data:
-            print(f"\n[{job.id} {status.value}]" + (f" {job.error}" if job.error and status.value != "succeeded" else ""), file=out)
-            return 0 if status.value == "succeeded" else 1
+            print(f"\n[{job.id} {status.value}]" + (f" {job.error}" if job.error and status is not JobStatus.SUCCEEDED else ""), file=out)
+            return 0 if status is JobStatus.SUCCEEDED else 1
         time.sleep(0.2)
 
 
@@ -147,7 +148,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.wait:
         status = job.wait()
         print(status.value)
-        return 0 if status.value == "succeeded" else 1
+        return 0 if status is JobStatus.SUCCEEDED else 1
     return 0
 
 
