@@ -78,12 +78,10 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
     w, h = cfg.resolution_wh
     # one training size: ai-toolkit's `resolution` is the side of a square area (buckets keep that area), and a list
     # is expanded into one copy of the dataset per entry (two sizes would double every epoch); kohya's "w,h" is an area
-    side = int(w) if int(w) == int(h) else int(round(math.sqrt(int(w) * int(h))))
+    side = int(w) if int(w) == int(h) else max(64, int(round(math.sqrt(int(w) * int(h)) / 64)) * 64)
     warm = cfg.lr_warmup_steps
     warmup_steps = int(warm * total_steps) if isinstance(warm, float) and warm < 1 else int(warm)
     scheduler = cfg.lr_scheduler
-    if warmup_steps and scheduler == "constant":
-        scheduler = "constant_with_warmup"
     if warmup_steps and scheduler != "constant_with_warmup":
         # toolkit/scheduler.py passes lr_scheduler_params straight to torch's CosineAnnealingLR / LinearLR / ...,
         # which fail with "unexpected keyword argument 'num_warmup_steps'"
@@ -207,6 +205,7 @@ class AIToolkitEngine:
 
         if cfg.engine != self.name:
             raise EngineError(f"This config is for {cfg.engine}, not ai-toolkit.", fix="Use get_engine(cfg.engine, ws).")
+        check_model_folder(cfg.pretrained_model_name_or_path)
         est = steps(cfg, self.ws)
         total = est.total_steps
         per_epoch = est.steps_per_epoch or None
@@ -228,6 +227,22 @@ class AIToolkitEngine:
 
     def artifacts(self, run_dir: Path) -> list[Artifact]:
         return collect_artifacts(run_dir)
+
+
+def check_model_folder(name_or_path: str) -> None:
+    """A local base model must be a diffusers folder: ai-toolkit takes a missing path for a Hub id (and fails at model
+    loading with "We couldn't connect to 'https://huggingface.co'...", tests/fixtures/aitoolkit run4_missing_model) and
+    looks for transformer/ inside a file's path."""
+    text = name_or_path.strip()
+    if not (text.startswith(("/", "./", "../", "~")) or Path(text).exists()):
+        return                      # a Hugging Face id such as black-forest-labs/FLUX.1-dev
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise ConfigError(f"The base model folder {path} does not exist.",
+                          fix="Point the base model at a diffusers folder (with transformer/, vae/, text_encoder/ ...) or a Hugging Face id.")
+    if not path.is_dir():
+        raise ConfigError(f"ai-toolkit loads FLUX from a diffusers folder, and {path} is a single file.",
+                          fix="Use the diffusers folder of the model (or its Hugging Face id), or train this file with the kohya engine.")
 
 
 def resume_folder(path: Path, name: str) -> Path:

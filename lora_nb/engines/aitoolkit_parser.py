@@ -20,7 +20,7 @@ from typing import Any
 from ..progress.events import Event, JobStatus, Verdict
 from ..progress.parsers import LogParser
 from ..progress.tqdm_line import parse_tqdm
-from .hints import match_hint
+from .hints import HINTS, match_hint
 
 __all__ = ["AIToolkitParser"]
 
@@ -33,6 +33,31 @@ _FOUND_STEP = re.compile(r"Found step (\d+) in metadata")
 _STOPPED = re.compile(r"^\s*Job stopped\s*$")
 _ERROR = re.compile(r"^Error running job:\s*(.*)$")
 _OOM_SKIP = re.compile(r"OOM during training step, skipping batch")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")      # the nested sample bar moves the cursor up (ESC[A)
+_SHARED = {code: text for code, _, text in HINTS}
+# failures whose wording is ai-toolkit's own (recorded in tests/fixtures/aitoolkit/captures), beside the shared hints
+_AITK_HINTS: list[tuple[re.Pattern[str], str, str]] = [
+    # it catches CUDA OOM per step and skips the batch; the fourth in a row ends the run with this
+    (re.compile(r"OOM during training step \d+ times in a row"), "cuda_oom", _SHARED["cuda_oom"]),
+    # a local model folder that does not exist is taken for a Hub id (run4_missing_model)
+    (re.compile(r"is not the path to a directory containing a config\.json file|Repo id must be in the form .*: '/"),
+     "missing_model", "The base model folder was not found. ai-toolkit loads a diffusers folder (with transformer/, vae/, "
+                      "text_encoder/ ...) or a Hugging Face id: check the base model path."),
+    # an option value the engine refused (run4_bad_optimizer, run4_cosine_warmup, run4_sample_no_neg)
+    (re.compile(r"Unknown optimizer type|Scheduler must be cosine|__init__\(\) got an unexpected keyword argument|"
+                r"text input must be of type `str`|Unknown (job|process) type"),
+     "bad_option", "ai-toolkit rejected an option value. If it came from engine_options, use ai-toolkit's own names and "
+                   "types; if lora-nb rendered it, please report it with the run's job.yaml."),
+]
+
+
+def _hint(text: str) -> tuple[str, str] | None:
+    for pattern, code, sentence in _AITK_HINTS:
+        if pattern.search(text):
+            return code, sentence
+    return match_hint(text)
+
+
 _PHASES = [(re.compile(r"^Caching latents"), "caching latents"), (re.compile(r"^Caching text embeddings"), "caching text embeddings"),
            (re.compile(r"Generating (baseline samples|Images|Samples)"), "sampling"), (re.compile(r"^Running\s+\d+ process"), "loading")]
 
@@ -96,6 +121,8 @@ class AIToolkitParser(LogParser):
         return events
 
     def feed(self, line: str) -> list[Event]:
+        if "\x1b" in line:
+            line = _ANSI.sub("", line)
         if "/" in line and "|" in line:
             events = self._bar(line)
             if events is not None:
@@ -121,14 +148,14 @@ class AIToolkitParser(LogParser):
             return [Event.message("ai-toolkit stopped the job")]
         if (m := _ERROR.match(text)):
             self.error = m.group(1).strip() or "ai-toolkit reported an error"
-            hint = match_hint(text)
+            hint = _hint(text)
             return [Event.message(text, "error")] + (self.add_hint(hint[1], hint[0]) if hint else [])
         if _OOM_SKIP.search(text):
             return [Event.message("a batch ran out of GPU memory and was skipped", "warning")]
         for pattern, phase in _PHASES:
             if pattern.search(text):
                 return [Event.progress(phase=phase)] + (self._samples() if phase == "sampling" else [])
-        hint = match_hint(text)
+        hint = _hint(text)
         if hint:
             return self.add_hint(hint[1], hint[0])
         if "Traceback (most recent call last)" in text or re.match(r"^\w+(\.\w+)*(Error|Exception):", text):

@@ -1,0 +1,108 @@
+"""The REAL ostris/ai-toolkit (27a03a9, ../shared/engines), end to end through lora-nb, on CPU (all tests here).
+
+Set up by `bash scripts/aitoolkit-cpu-setup.sh` (scripts/test.sh runs it and exports the locations): the engine
+extracted into the engine cache, its own venv (CPU torch 2.13 and ai-toolkit's requirements) and tiny random models
+of the real architectures (tests/engines/aitoolkit_real/make_tiny_models.py). The FLUX LoRA job lora-nb renders is
+launched by `ws.jobs.submit_training`, followed (parsed step/loss/lr), its checkpoints, samples and final LoRA found
+with ai-toolkit's metadata; Stop sends SIGINT and the job ends `stopped` with exit 0; a resumed run continues from
+the newest checkpoint. Skipped when LORA_NB_REAL_AITOOLKIT_DIR is not set, except on CI (CI=true), where a missing
+engine FAILS. About 3 minutes on 2 cores.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from lora_nb import TrainingConfig
+from lora_nb.config import steps
+from lora_nb.progress.events import JobStatus
+from support import wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "aitoolkit_real"))
+from scenarios import BASE  # noqa: E402
+
+DIR = os.environ.get("LORA_NB_REAL_AITOOLKIT_DIR")
+PYTHON = os.environ.get("LORA_NB_REAL_AITOOLKIT_PYTHON")
+MODELS = os.environ.get("LORA_NB_REAL_AITOOLKIT_MODELS")
+ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture
+def real(ws, dataset):
+    """The workspace pointed at the real engine (the 4-image 64 px 'alice' dataset of conftest.py)."""
+    if not (DIR and PYTHON and MODELS):
+        message = "LORA_NB_REAL_AITOOLKIT_DIR/_PYTHON/_MODELS are not set: run bash scripts/aitoolkit-cpu-setup.sh (scripts/test.sh does)"
+        if ON_CI:
+            pytest.fail("on CI the real ai-toolkit must be set up: " + message)
+        pytest.skip(message)
+    ws.settings.set("aitoolkit_dir", DIR)
+    ws.settings.set("aitoolkit_python", PYTHON)
+    return Path(MODELS)
+
+
+def config(models: Path, **kw) -> TrainingConfig:
+    return TrainingConfig(**{**BASE, "pretrained_model_name_or_path": str(models / "flux-tiny"), **kw})
+
+
+def test_check_finds_the_real_engine(ws, real):
+    """Real engine: check() sees the checkout and its Python with torch, yaml and safetensors."""
+    from lora_nb.engines import get_engine
+
+    status = get_engine("ai-toolkit", ws).check()
+    assert status.installed, status.summary()
+
+
+def test_real_flux_lora_run(ws, real):
+    """Real engine: a whole FLUX LoRA run (8 steps, checkpoint at 4, samples at 0 and 8)."""
+    from safetensors import safe_open
+
+    import lora_nb
+
+    cfg = config(real, max_train_steps=8, save_every_n_steps=4, trigger_words=["alice"], sample_prompts=["[trigger] portrait"],
+                 sample_every_n_steps=8)
+    job = ws.jobs.submit_training(cfg)
+    assert job.wait(600) is JobStatus.SUCCEEDED, (job.error, job.log_tail(40))
+    prog = job.progress
+    assert prog.step == prog.total_steps == steps(cfg, ws).total_steps == 8
+    assert prog.loss is not None and prog.loss > 0 and prog.lr == 1e-4
+    log = job.log_path.read_text(errors="replace")
+    assert "Error running job" not in log and "Traceback" not in log
+    kinds = {(Path(a["path"]).name, a["kind"]) for a in job.artifacts}
+    assert {("demo_000000004.safetensors", "checkpoint"), ("demo.safetensors", "lora")} <= kinds
+    assert sum(k == "sample" for _, k in kinds) == 2                      # baseline (step 0) and final
+    lora = job.run_dir / "output" / "demo" / "demo.safetensors"
+    meta = lora_nb.lora.read_metadata(lora)
+    assert meta["ss_base_model_version"] == "flux.1" and meta["ss_output_name"] == "demo"
+    assert json.loads(meta["training_info"])["step"] == 8 and json.loads(meta["software"])["name"] == "ai-toolkit"
+    with safe_open(str(lora), "np") as f:                                  # PEFT format (alpha = rank)
+        keys = list(f.keys())
+    assert keys and all(".lora_A." in k or ".lora_B." in k for k in keys)
+    from lora_nb.engines import get_engine
+
+    found = {a.kind for a in get_engine("ai-toolkit", ws).artifacts(job.run_dir)}
+    assert {"lora", "checkpoint", "sample", "state", "config", "tensorboard"} <= found
+
+
+def test_real_stop_then_resume(ws, real):
+    """Real engine: Stop (SIGINT) after the first checkpoint ends the job `stopped` with exit 0 and 'Job stopped';
+    a run with `resume` set to it continues from that checkpoint to the end."""
+    first = ws.jobs.submit_training(config(real, max_train_steps=400, save_every_n_steps=3))
+    # past the step-3 save (not inside it: a stop while saving can leave a broken file, ENGINES.md B5)
+    wait_for(lambda: ((first.progress.step or 0) >= 4 and any("demo_000000003" in a["path"] for a in first.artifacts))
+             or first.status not in (JobStatus.QUEUED, JobStatus.STARTING, JobStatus.RUNNING), timeout=600)
+    assert first.status is JobStatus.RUNNING, (first.error, first.log_tail(30))
+    first.stop(grace=30)
+    assert first.wait(120) is JobStatus.STOPPED
+    assert first.exit_code == 0 and "Job stopped" in "\n".join(first.log_tail(50))
+    assert not (first.run_dir / "output" / "demo" / "demo.safetensors").exists()
+    second = ws.jobs.submit_training(config(real, max_train_steps=6, save_every_n_steps=3, resume=str(first.run_dir)))
+    assert second.wait(600) is JobStatus.SUCCEEDED, (second.error, second.log_tail(40))
+    log = second.log_path.read_text(errors="replace")
+    resumed_at = int(log.split("Found step ")[1].split()[0])
+    assert resumed_at >= 3 and second.progress.step == 6
+    assert (first.run_dir / "output" / "demo" / "demo.safetensors").is_file()
