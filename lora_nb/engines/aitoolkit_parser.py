@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..progress.events import Event, JobStatus, Verdict
-from ..progress.parsers import LogParser
 from ..progress.tqdm_line import parse_tqdm
 from .hints import HINTS, match_hint
+from .parser_base import EngineLogParser
 
 __all__ = ["AIToolkitParser"]
 
@@ -62,14 +62,7 @@ _PHASES = [(re.compile(r"^Caching latents"), "caching latents"), (re.compile(r"^
            (re.compile(r"Generating (baseline samples|Images|Samples)"), "sampling"), (re.compile(r"^Running\s+\d+ process"), "loading")]
 
 
-def _num(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-class AIToolkitParser(LogParser):
+class AIToolkitParser(EngineLogParser):
     """Parser for ``python run.py job.yaml``.
 
     Options: ``name`` (the job name, the bar's label), ``total_steps``, ``final_path`` (the LoRA a
@@ -79,6 +72,8 @@ class AIToolkitParser(LogParser):
 
     name = "aitoolkit"
     stop_signal_name = "SIGINT"
+    sample_suffixes = (".jpg", ".png", ".webp")
+    engine_label = "ai-toolkit"
 
     def __init__(self, run_dir: Path | None = None, options: dict[str, Any] | None = None) -> None:
         super().__init__(run_dir, options)
@@ -87,18 +82,6 @@ class AIToolkitParser(LogParser):
         self.step: int | None = None
         self.saw_stop_banner = False
         self.error: str | None = None
-        self.samples_seen: set[str] = set()
-
-    def _samples(self) -> list[Event]:
-        folder = self.options.get("sample_dir")
-        if not folder or not Path(folder).is_dir():
-            return []
-        out = []
-        for p in sorted(Path(folder).iterdir()):
-            if p.is_file() and p.suffix.lower() in (".jpg", ".png", ".webp") and str(p) not in self.samples_seen:
-                self.samples_seen.add(str(p))
-                out.append(Event.artifact(str(p), "sample"))
-        return out
 
     def _bar(self, line: str) -> list[Event] | None:
         bar = parse_tqdm(line)
@@ -110,15 +93,8 @@ class AIToolkitParser(LogParser):
         if not self.label and not _POSTFIX.search(line):
             return None
         post = _POSTFIX.search(line)
-        loss = post.group("loss") if post else None
-        events: list[Event] = []
-        if loss is not None and loss.lower() in ("nan", "inf"):
-            events += self.add_hint(*reversed(match_hint("loss is nan") or ("", "")))
         self.step, self.total = bar.n, bar.total
-        events.append(Event.progress(step=bar.n, total_steps=bar.total, loss=_num(loss), lr=_num(post.group("lr")) if post else None,
-                                     rate=bar.rate, rate_unit="it/s" if bar.rate else None, eta=bar.eta, elapsed=bar.elapsed,
-                                     phase="training"))
-        return events
+        return self.bar_progress(bar, bar.n, bar.total, post.group("loss") if post else None, post.group("lr") if post else None)
 
     def feed(self, line: str) -> list[Event]:
         if "\x1b" in line:
@@ -130,10 +106,7 @@ class AIToolkitParser(LogParser):
         text = line.strip()
         if (m := _SAVED.search(text)):
             path = m.group(1)
-            final = self.options.get("final_path")
-            kind = "lora" if final and Path(path).name == Path(final).name else (
-                "state" if path.endswith(".pt") else "checkpoint")
-            return [Event.artifact(path, kind)] + self._samples()
+            return [Event.artifact(path, self.artifact_kind(path, "state" if path.endswith(".pt") else "checkpoint"))] + self.samples()
         if (m := _SAVING_AT.match(text)):
             return [Event.progress(phase="saving", step=int(m.group(1)))]
         if (m := _REMOVING.search(text)):
@@ -154,24 +127,17 @@ class AIToolkitParser(LogParser):
             return [Event.message("a batch ran out of GPU memory and was skipped", "warning")]
         for pattern, phase in _PHASES:
             if pattern.search(text):
-                return [Event.progress(phase=phase)] + (self._samples() if phase == "sampling" else [])
+                return [Event.progress(phase=phase)] + (self.samples() if phase == "sampling" else [])
         hint = _hint(text)
         if hint:
             return self.add_hint(hint[1], hint[0])
-        if "Traceback (most recent call last)" in text or re.match(r"^\w+(\.\w+)*(Error|Exception):", text):
-            return [Event.message(text, "error")]
-        return []
+        return self.error_line(text)
 
-    def verdict(self, exit_code: int | None, stopped: bool) -> Verdict:
-        if stopped:
-            return Verdict(JobStatus.STOPPED, "stopped by request")
-        if exit_code == 0 and self.saw_stop_banner:
+    def root_cause(self) -> str | None:
+        return self.error
+
+    def exit_zero_verdict(self) -> Verdict | None:
+        if self.saw_stop_banner:
             # exit 0 after an interrupt we did not send (Ctrl+C in a terminal, another tool)
             return Verdict(JobStatus.STOPPED, "ai-toolkit was interrupted ('Job stopped') and exited with code 0")
-        if exit_code != 0:
-            v = super().verdict(exit_code, stopped)
-            return Verdict(v.status, f"{self.error} ({v.reason})" if self.error else v.reason)
-        final = self.options.get("final_path")
-        if final and not Path(final).is_file():
-            return Verdict(JobStatus.FAILED, f"ai-toolkit exited with code 0 but the final LoRA {final} was not written")
-        return Verdict(JobStatus.SUCCEEDED)
+        return None
