@@ -13,4 +13,21 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 mkdir -p test-artifacts
+# The REAL ai-toolkit on CPU for tests/engines/test_engines_real_aitoolkit.py: set up once in the engine cache outside
+# the repository (first time about 5 minutes, then seconds, offline); on CI a failed set-up makes those tests fail.
+echo "test.sh: ai-toolkit CPU set-up (log: test-artifacts/aitoolkit-cpu-setup.log)"
+if aitk_env="$(bash scripts/aitoolkit-cpu-setup.sh 2> test-artifacts/aitoolkit-cpu-setup.log)"; then
+  eval "$(printf '%s\n' "$aitk_env" | grep '^export LORA_NB_REAL_AITOOLKIT_')"
+else
+  echo "test.sh: the ai-toolkit CPU set-up failed (see test-artifacts/aitoolkit-cpu-setup.log); its real-engine tests fail on CI, else skip"
+fi
+# The REAL kohya sd-scripts on CPU for tests/engines/real/ and tests/engines/test_engines_real_kohya.py: extracted from
+# ../shared/engines into the engine cache outside the repository, its own venv and a random SD 1.5 (first time about
+# 4 minutes and ~3.6 GB, then instant, offline); on CI a failed set-up makes those tests fail.
+echo "test.sh: sd-scripts CPU set-up (log: test-artifacts/kohya-cpu-setup.log)"
+if kohya_dir="$(bash scripts/kohya-cpu-setup.sh 2> test-artifacts/kohya-cpu-setup.log)"; then
+  export LORA_NB_REAL_KOHYA_DIR="$kohya_dir"
+else
+  echo "test.sh: the sd-scripts CPU set-up failed (see test-artifacts/kohya-cpu-setup.log); its real-engine tests fail on CI, else skip"
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -35,6 +35,9 @@ OPTIMIZERS = ["AdamW", "AdamW8bit", "PagedAdamW8bit", "Lion", "Lion8bit", "Prodi
 SCHEDULERS = ["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial", "adafactor",
               "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay", "piecewise_constant"]
 NETWORK_TYPES = ["lora", "locon", "loha", "lokr", "ia3", "dylora", "full"]
+# sd-scripts' --sample_sampler choices (train_util.add_training_arguments at 48d368f)
+KOHYA_SAMPLERS = ["ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a", "dpmsolver", "dpmsolver++", "dpmsingle",
+                  "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a"]
 
 
 def _f(default: Any, section: str, label: str, help: str, **kw: Any) -> Any:
@@ -140,7 +143,7 @@ class TrainingConfig(BaseModel):
     # -- noise and loss -----------------------------------------------------------
     noise_offset: float | None = _f(None, "advanced", "Noise offset", "0.05–0.1 helps very dark/bright images.", ge=0.0, le=1.0)
     min_snr_gamma: float | None = _f(None, "advanced", "Min-SNR gamma", "5 is the usual value.", gt=0.0, le=100.0)
-    clip_skip: int | None = _f(None, "advanced", "CLIP skip", "2 for anime SD 1.5 bases.", ge=1, le=12, families=["sd15", "sd2"])
+    clip_skip: int | None = _f(None, "advanced", "CLIP skip", "2 for anime SD 1.5 bases.", ge=1, le=12, families=["sd15"])
     seed: int | None = _f(42, "basic", "Seed", "Same seed, same run.", ge=0, le=2**32 - 1)
     prior_loss_weight: float = _f(1.0, "advanced", "Regularisation weight", "Loss weight of regularisation images.", ge=0.0)
 
@@ -264,19 +267,29 @@ class TrainingConfig(BaseModel):
             missing = [k for k in ("clip_l", "clip_g", "t5xxl") if not getattr(self, k)]
             if missing:
                 raise ValueError("__cross__SD3 training needs its three text encoders: set " + ", ".join(missing) + ". Point each at its .safetensors file.")
-        if self.engine == "ai-toolkit" and fam != "flux":
-            problems.append("ai-toolkit is supported for the flux family only here; use the kohya engine for " + FAMILIES[fam] + ".")
+        if self.engine == "ai-toolkit" and fam not in ("flux", "sd15", "sdxl"):
+            problems.append("ai-toolkit is supported for the flux, sd15 and sdxl families here; use the kohya engine for " + FAMILIES[fam] + ".")
         step = self.bucket_reso_steps
+        kohya = self.engine == "kohya"
         if fam in ("sd15", "sd2") and step % 64:
             problems.append(f"bucket_reso_steps is {step}; SD 1.x/2.x needs a multiple of 64.")
+        elif fam == "flux" and kohya and step % 64:   # flux_train_network checks 64 (its parent's check) and 32
+            problems.append(f"bucket_reso_steps is {step}; sd-scripts' FLUX.1 trainer needs a multiple of 64.")
         elif step % 32:
             problems.append(f"bucket_reso_steps is {step}; it must be a multiple of 32.")
         sides = [int(s) for s in self.resolution.split(",")]
-        if self.enable_bucket and not self.bucket_no_upscale:
+        # sd-scripts asserts the bucket limits against the resolution whenever buckets are on, 'never upscale' too
+        if self.enable_bucket and (kohya or not self.bucket_no_upscale):
             if self.min_bucket_reso > min(sides):
                 problems.append(f"min_bucket_reso ({self.min_bucket_reso}) is larger than the resolution ({self.resolution}); lower it.")
             if self.max_bucket_reso < max(sides):
                 problems.append(f"max_bucket_reso ({self.max_bucket_reso}) is smaller than the resolution ({self.resolution}); raise it.")
+        if self.enable_bucket and kohya and (self.min_bucket_reso % step or self.max_bucket_reso % step):
+            # sd-scripts would move them silently (min down, max up; a min below the step becomes 0 and crashes)
+            lo = max(step, self.min_bucket_reso - self.min_bucket_reso % step)
+            hi = self.max_bucket_reso + (-self.max_bucket_reso) % step
+            problems.append(f"min_bucket_reso and max_bucket_reso must be multiples of bucket_reso_steps ({step}). "
+                            f"Use {lo} and {hi}.")
         if self.max_train_epochs is None and self.max_train_steps is None:
             problems.append("Set the number of epochs (max_train_epochs) or of steps (max_train_steps).")
         if self.lr_scheduler == "constant" and self.lr_warmup_steps:
@@ -298,9 +311,53 @@ class TrainingConfig(BaseModel):
             problems.append("Choose one attention: xformers or sdpa.")
         if self.network_type != "lora" and self.engine == "kohya" and fam in ("flux", "sd3"):
             problems.append(f"{self.network_type} is not available for {FAMILIES[fam]} in kohya; use lora.")
+        if kohya:
+            problems += self._kohya_checks()
         if problems:
             raise ValueError("__cross__" + " | ".join(problems))
         return self
+
+    def _kohya_checks(self) -> list[str]:
+        """What sd-scripts itself rejects (found by tests/engines/real against the real engine): one sentence + the fix."""
+        import ast
+
+        problems = []
+        for item in self.optimizer_args:   # train_util.get_optimizer: key, value = arg.split("="); ast.literal_eval(value)
+            value = item.partition("=")[2]
+            try:
+                if "=" in value:
+                    raise ValueError
+                ast.literal_eval(value)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                problems.append(f"The optimizer argument '{item}' is not one key=value with a Python literal value. "
+                                "Write numbers, True/False, quoted strings or tuples, e.g. betas=(0.9,0.99) or weight_decay=0.01.")
+        opt = self.optimizer_type.lower()
+        relative = opt == "adafactor" and not any(a.replace(" ", "").lower() == "relative_step=false" for a in self.optimizer_args)
+        if self.lr_scheduler == "adafactor" and not relative:
+            problems.append("The adafactor schedule works only with the Adafactor optimizer and its relative_step. "
+                            "Choose another schedule, or the Adafactor optimizer without relative_step=False.")
+        if relative and self.lr_warmup_steps:
+            problems.append("Adafactor with relative_step (its default) uses its own schedule, which takes no warm-up. "
+                            "Set warm-up to 0, or add the optimizer argument relative_step=False.")
+        sched_args = self.engine_options.get("lr_scheduler_args")
+        sched_args = [str(a) for a in sched_args] if isinstance(sched_args, list) else []
+        if self.lr_scheduler == "piecewise_constant" and not any(a.startswith("step_rules=") for a in sched_args):
+            problems.append("The piecewise_constant schedule needs its step rules. "
+                            "Set engine_options lr_scheduler_args to [\"step_rules='1:100,0.5:200,0.1'\"], or choose another schedule.")
+        if (self.lr_scheduler == "cosine_with_min_lr" and "lr_scheduler_min_lr_ratio" not in self.engine_options
+                and not any(a.startswith(("min_lr=", "min_lr_rate=")) for a in sched_args)):
+            problems.append("The cosine_with_min_lr schedule needs its minimum. "
+                            "Set engine_options lr_scheduler_min_lr_ratio (e.g. 0.1 for a tenth of the learning rate), or choose cosine.")
+        if (self.lr_scheduler == "polynomial" and not relative and self.learning_rate <= 1e-7
+                and not any(a.startswith("lr_end=") for a in sched_args)):   # transformers' get_polynomial_decay_schedule_with_warmup
+            problems.append("The polynomial schedule decays to 1e-7, so it needs a learning rate above that. "
+                            "Raise the learning rate, or set engine_options lr_scheduler_args to [\"lr_end=1e-9\"].")
+        if self.sample_prompts and (self.sample_every_n_epochs or self.sample_every_n_steps) and self.sample_sampler not in KOHYA_SAMPLERS:
+            problems.append(f"'{self.sample_sampler}' is not a sampler sd-scripts knows. Use one of {', '.join(KOHYA_SAMPLERS)} (euler_a is the usual one).")
+        if self.clip_skip is not None and self.model_family != "sd15":
+            problems.append(f"clip_skip is for SD 1.x only; sd-scripts warns that it gives unexpected results with {FAMILIES[self.model_family]}. "
+                            "Leave clip_skip empty.")
+        return problems
 
     # -- construction with our errors --------------------------------------------
     def __init__(self, **data: Any) -> None:

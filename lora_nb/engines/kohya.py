@@ -100,6 +100,10 @@ def render_training(cfg: "TrainingConfig", dataset_toml: Path, output_dir: Path,
         flat["v2"] = True
     if cfg.max_train_epochs is not None:
         flat.pop("max_train_steps", None)
+    if not cfg.max_data_loader_n_workers:   # torch: "persistent_workers option needs num_workers > 0"
+        flat.pop("persistent_data_loader_workers", None)
+    if not cfg.cache_latents:   # the engine would switch latent caching on again (and warn)
+        flat.pop("cache_latents_to_disk", None)
     if cfg.lr_scheduler == "constant":
         flat.pop("lr_warmup_steps", None)
     network_args = list(cfg.network_args)
@@ -131,7 +135,7 @@ def render_training(cfg: "TrainingConfig", dataset_toml: Path, output_dir: Path,
                               fix="Use sd-scripts' own option names (ENGINES.md Appendix A, or `python {script} --help`).")
         if key in managed:
             raise ConfigError(f"engine_options: lora-nb sets '{key}' itself for every run.", fix="Remove it from engine_options.")
-        flat[key] = value
+        flat[key] = _typed_option(script, key, value, _option_spec(family, key))
     unknown = set(flat) - accepted
     if unknown:  # a lora-nb bug, never the user's: fail before the engine does
         raise ConfigError(f"Internal error: {sorted(unknown)} are not options of {script}.", fix="Please report this.")
@@ -140,6 +144,50 @@ def render_training(cfg: "TrainingConfig", dataset_toml: Path, output_dir: Path,
         section = next((s for s, keys in _SECTIONS.items() if key in keys), "dataset" if key == "dataset_config" else "training")
         sections[section][key] = value
     return {k: v for k, v in sections.items() if v}
+
+
+def _option_spec(family: str, key: str) -> dict[str, Any]:
+    opts = _options()
+    for group in ("common", *SCRIPTS[family][2]):
+        if key in opts.get(group, {}):
+            return opts[group][key]
+    return {}
+
+
+_KIND_NAMES = {"flag": "true or false", "int": "a whole number", "float": "a number", "int_or_float": "a number",
+               "str": "a text", "Path": "a path (text)"}
+
+
+def _typed_option(script: str, key: str, value: Any, spec: dict[str, Any]) -> Any:
+    """An engine_options value with the Python type the script's argparse declares (sd-scripts checks no TOML type)."""
+    kind = spec.get("kind", "str")
+
+    def ok(v: Any) -> bool:
+        if kind == "flag":
+            return isinstance(v, bool)
+        if kind == "int":
+            return isinstance(v, int) and not isinstance(v, bool)
+        if kind in ("float", "int_or_float"):
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+        return isinstance(v, str)
+
+    values = value if isinstance(value, list) else [value]
+    want = _KIND_NAMES.get(kind, kind)
+    if spec.get("nargs"):
+        if not isinstance(value, list) and key != "text_encoder_lr":
+            raise ConfigError(f"engine_options: {key} of {script} takes a list.", fix=f"Write it as a list, e.g. [{value!r}].")
+    elif isinstance(value, list):
+        raise ConfigError(f"engine_options: {key} of {script} takes one value, not a list.", fix=f"Give {want}.")
+    for v in values:
+        if not ok(v):
+            raise ConfigError(f"engine_options: {key} of {script} must be {want}, not {v!r}.",
+                              fix=f"Give {want} (without quotes for numbers and true/false).")
+        if spec.get("choices") and str(v) not in [str(c) for c in spec["choices"]]:   # kohya_options.json: int choices as text
+            raise ConfigError(f"engine_options: {v!r} is not a value {key} of {script} accepts.",
+                              fix="Use one of " + ", ".join(str(c) for c in spec["choices"] if c is not None) + ".")
+    if kind == "float" and not isinstance(value, list):
+        return float(value)
+    return value
 
 
 def render_dataset(cfg: "TrainingConfig", subsets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -218,6 +266,9 @@ class KohyaEngine:
         if cfg.engine != "kohya":
             raise EngineError(f"This config is for {cfg.engine}, not kohya.", fix="Use get_engine(cfg.engine, ws).")
         script = SCRIPTS[cfg.model_family][0]
+        if self.launcher == "python" and cfg.num_processes > 1:
+            raise EngineError(f"{cfg.num_processes} GPUs need the accelerate launcher; the kohya_launcher setting is 'python' (one GPU).",
+                              fix="Set num_processes to 1, or ws.settings.set('kohya_launcher', 'accelerate').")
         output_dir = run_dir / "output"
         logging_dir = run_dir / "logs"
         output_dir.mkdir(parents=True, exist_ok=True)

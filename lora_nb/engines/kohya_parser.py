@@ -19,7 +19,7 @@ from typing import Any
 from ..progress.events import Event, JobStatus, Verdict
 from ..progress.parsers import LogParser
 from ..progress.tqdm_line import parse_tqdm
-from .hints import match_hint
+from .hints import match_hint, match_root_cause
 
 __all__ = ["KohyaParser"]
 
@@ -42,6 +42,7 @@ _REraise = re.compile(r"^(?:subprocess\.CalledProcessError|torch\.distributed\.e
 _CLI_ERROR = re.compile(r"^\S+\.py: error: \S.*")            # argparse: exit 2 without a traceback
 _CONFIG_MISSING = re.compile(r"(\S+\.toml) not found\.")      # read_config_from_file: exit(1) without a traceback
 _KILLED = re.compile(r"died with <Signals\.(SIG\w+): (\d+)>")
+_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)')
 
 
 class KohyaParser(LogParser):
@@ -68,6 +69,8 @@ class KohyaParser(LogParser):
         self.pre_error: str | None = None   # an error the engine printed without a traceback (argparse, missing TOML)
         self.killed: str | None = None      # the launcher saw its child die of a signal (e.g. the OOM killer's SIGKILL)
         self._tb: int | None = None         # lines read inside the current traceback
+        self._frame: tuple[str, str] | None = None   # (file name, function) of the traceback's last frame
+        self.cause_where: tuple[str, str] | None = None
 
     def _samples(self) -> list[Event]:
         folder = self.options.get("sample_dir")
@@ -108,39 +111,50 @@ class KohyaParser(LogParser):
                 return events
         return events + self._line(line)
 
-    def _track(self, line: str) -> None:
-        """Follow tracebacks: remember the first one's exception line (the root cause)."""
+    def _track(self, line: str) -> list[Event]:
+        """Follow tracebacks: remember the first one's exception line (the root cause); its hint, if known."""
         text = _RANK.sub("", line.rstrip())
         if self._tb is not None:
             if _TRACEBACK in text:
-                self._tb = 0
+                self._tb, self._frame = 0, None
             elif not text.strip() or text[:1].isspace():
                 self._tb += 1           # a frame, a source line, carets
+                if (m := _FRAME.match(text)):
+                    self._frame = (Path(m.group(1)).name, m.group(2))
             elif _EXCEPTION.match(text):
                 self._tb = None
-                self._exception(text.strip())
+                return self._exception(text.strip())
             else:
                 self._tb += 1           # another stream's line interleaved with the traceback
             if self._tb is not None and self._tb > 500:
                 self._tb = None
-            return
+            return []
         if _TRACEBACK in text:
-            self._tb = 0
-            return
+            self._tb, self._frame = 0, None
+            return []
         if self.cause is None and self.pre_error is None:
             if _CLI_ERROR.match(text.strip()):
                 self.pre_error = text.strip()
             elif (m := _CONFIG_MISSING.search(text)):
-                self.pre_error = f"the training config {m.group(1)} was not found"
+                self.pre_error = "sd-scripts did not find its training config file (--config_file)"
+        return []
 
-    def _exception(self, text: str) -> None:
+    def _exception(self, text: str) -> list[Event]:
         if _REraise.match(text):       # accelerate's / torchrun's re-raise of the child's exit: not the cause
             m = _KILLED.search(text)
             if m and self.killed is None:
                 self.killed = f"{m.group(1)} ({m.group(2)})"
-            return
-        if self.cause is None:
-            self.cause = text
+            return []
+        if self.cause is not None:
+            return []
+        self.cause, self.cause_where = text, self._frame
+        hint = match_root_cause(text, self._frame)
+        if not hint:
+            return []
+        events = self.add_hint(hint[1], hint[0])
+        self.hints.remove(hint[1])
+        self.hints.insert(0, hint[1])   # the root cause's fix goes first in the summary
+        return events
 
     def root_cause(self) -> str | None:
         """The engine's own error for the failure summary (None when it printed none)."""
@@ -153,8 +167,7 @@ class KohyaParser(LogParser):
         return None
 
     def _line(self, line: str) -> list[Event]:
-        self._track(line)
-        events: list[Event] = []
+        events: list[Event] = self._track(line)
         m = _EPOCH.match(line)
         if m:
             self.epoch, self.num_epochs = int(m.group(1)), int(m.group(2))
@@ -186,11 +199,11 @@ class KohyaParser(LogParser):
             return [Event.progress(phase="sampling")]
         if _RESUME.search(line):
             return [Event.message("resuming from a saved state")]
-        hint = match_hint(line)
+        hint = None if self._tb is not None else match_hint(line)   # not on a traceback's frames and source lines
         if hint:
-            return self.add_hint(hint[1], hint[0])
+            return events + self.add_hint(hint[1], hint[0])
         if "Traceback (most recent call last)" in line or re.match(r"^\w+(\.\w+)*(Error|Exception):", line.strip()):
-            return [Event.message(line.strip(), "error")]
+            return events + [Event.message(line.strip(), "error")]
         return events
 
     def verdict(self, exit_code: int | None, stopped: bool) -> Verdict:

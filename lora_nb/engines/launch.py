@@ -52,6 +52,7 @@ def preflight(ws: "TrainingHome", cfg: "TrainingConfig") -> list[str]:
             if lacking:
                 reasons.append(f"The trigger word '{word}' is missing from {len(lacking)} captions in '{name}'. "
                                "Add it with the caption tools (ds.captions.add_trigger).")
+    reasons += _dataset_shape(ws, cfg)
     if not cfg.pretrained_model_name_or_path:
         reasons.append("No base model is set. Set pretrained_model_name_or_path (the Models tab lists and downloads them).")
     elif not Path(cfg.pretrained_model_name_or_path).exists() and not _HF_REPO.match(cfg.pretrained_model_name_or_path):
@@ -60,6 +61,47 @@ def preflight(ws: "TrainingHome", cfg: "TrainingConfig") -> list[str]:
         value = getattr(cfg, key)
         if value and not Path(value).exists():
             reasons.append(f"{key} points at {value}, which does not exist.")
+    return reasons
+
+
+def _dataset_shape(ws: "TrainingHome", cfg: "TrainingConfig") -> list[str]:
+    """What makes the real sd-scripts find no images (it then exits 0 without training) or crash on an image."""
+    reasons: list[str] = []
+    wanted = [] if isinstance(cfg.dataset, str) else list(cfg.dataset)
+    images: dict[str, list] = {}
+    for sub in wanted:
+        try:
+            images.setdefault(sub.dataset, ws.datasets.get(sub.dataset).images())
+        except Exception:
+            continue   # reported by the caller
+        if not any(i.subset == sub.folder for i in images[sub.dataset]):
+            where = f"folder '{sub.folder}'" if sub.folder else "top folder"
+            reasons.append(f"The {where} of dataset '{sub.dataset}' holds no images, so sd-scripts would skip that subset. "
+                           "Check the subset's folder name (ds.subsets() lists them).")
+    if wanted and all(s.is_reg for s in wanted):
+        reasons.append("Every subset is a regularisation subset; sd-scripts needs training images too. Add a subset with is_reg=False.")
+    if cfg.engine == "kohya" and cfg.enable_bucket and cfg.bucket_no_upscale:
+        from ..config.buckets import select_bucket
+
+        names = [cfg.dataset] if isinstance(cfg.dataset, str) else sorted({s.dataset for s in wanted})
+        step = cfg.bucket_reso_steps
+        for name in names:
+            try:
+                items = images.get(name) or ws.datasets.get(name).images()
+            except Exception:
+                continue
+            for i in items:
+                if not (i.width and i.height):
+                    continue
+                try:   # the engine's BucketManager.select_bucket (ours is a copy) divides by the rounded sides
+                    bad = 0 in select_bucket(i.width, i.height, cfg.resolution_wh, cfg.min_bucket_reso, cfg.max_bucket_reso, step, True)
+                except ZeroDivisionError:
+                    bad = True
+                if bad:
+                    reasons.append(f"{i.path.name} in '{name}' ({i.width}x{i.height}) is too small or too narrow for 'never upscale' "
+                                   f"buckets: a side would round down to 0 at a bucket step of {step} px. "
+                                   "Remove or crop that image, or turn 'never upscale' off.")
+                    break
     return reasons
 
 

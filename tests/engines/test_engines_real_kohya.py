@@ -1,14 +1,22 @@
-"""The REAL kohya sd-scripts trainer, end to end through lora-nb (opt-in: several minutes of CPU).
+"""The REAL kohya sd-scripts trainer, end to end through lora-nb (real engine; several minutes of CPU).
 
-Set up with `bash scripts/kohya-cpu-setup.sh DIR` (a random full-size SD 1.5, sd-scripts at the pinned
-commit, CPU torch), then run with LORA_NB_REAL_KOHYA_DIR=DIR (it holds sd-scripts/, venv/, sd15-random/, tok/ and data/img/5_alice). Skipped otherwise. What lora-nb renders
-(train.toml, dataset.toml), how it launches (accelerate or python) and how it reads the output must be
-accepted and understood: the job succeeds by lora-nb's verdict, the step total equals lora-nb's own
-estimate and the engine's summary, the LoRA and the per-epoch checkpoint are found, and Stop stops it.
+Uses the REAL engine: sd-scripts 48d368f from ../shared/engines, its own venv with CPU torch, a random
+full-size SD 1.5 and the 4-image ``5_alice`` dataset at 64 px, all set up by scripts/kohya-cpu-setup.sh
+(cached in ${LORA_NB_ENGINE_CACHE:-~/.cache/lora-nb/engines}). scripts/test.sh runs the set-up and exports
+``LORA_NB_REAL_KOHYA_DIR``; without it these tests skip, and on CI (``CI=true``) they fail.
+
+What lora-nb renders (train.toml, dataset.toml), how it launches (accelerate or python) and how it reads the
+output must be accepted and understood: the job succeeds by lora-nb's verdict, the parsed step, epoch and
+loss and the step total equal lora-nb's own estimate and the engine's summary, the LoRA, the per-epoch
+checkpoint and the state folders are found, the LoRA's metadata is what was asked for, a resume from the
+epoch-1 state continues at the absolute step (as the real engine does in ../shared/fixtures/kohya run2_resume)
+and Stop stops the whole process tree.
 """
 from __future__ import annotations
 
-import os
+import math
+import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -16,52 +24,115 @@ import pytest
 
 from lora_nb import TrainingConfig
 from lora_nb.config import steps
+from lora_nb.lora import read_metadata
 from lora_nb.progress.events import JobStatus
-from support import wait_for
+from support import alive, wait_for
 
-REAL = os.environ.get("LORA_NB_REAL_KOHYA_DIR")
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400), pytest.mark.skipif(not REAL, reason="LORA_NB_REAL_KOHYA_DIR is not set (see scripts/kohya-cpu-setup.sh)")]
+sys.path.insert(0, str(Path(__file__).resolve().parent / "real"))
+from kohya_env import real_kohya_dir  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
+
+@pytest.fixture(scope="module")
+def kohya() -> Path:
+    return real_kohya_dir()
 
 
 @pytest.fixture
-def real(ws):
-    k = Path(REAL)
-    ws.settings.set("kohya_dir", str(k / "sd-scripts"))
-    ws.settings.set("kohya_python", str(k / "venv" / "bin" / "python"))
+def real(ws, kohya):
+    ws.settings.set("kohya_dir", str(kohya / "sd-scripts"))
+    ws.settings.set("kohya_python", str(kohya / "venv" / "bin" / "python"))
     ds = ws.datasets.create("alice")
-    ds.add_images(sorted(p for p in (k / "data" / "img" / "5_alice").iterdir() if p.suffix == ".png"), subset="5_alice")
-    return k
+    ds.add_images(sorted(p for p in (kohya / "data" / "img" / "5_alice").iterdir() if p.suffix == ".png"), subset="5_alice")
+    return kohya
 
 
 def config(k: Path, **kw) -> TrainingConfig:
     base = dict(model_family="sd15", dataset="alice", pretrained_model_name_or_path=str(k / "sd15-random"), resolution="64",
                 min_bucket_reso=64, max_bucket_reso=128, max_train_epochs=2, optimizer_type="AdamW", mixed_precision="no",
-                save_precision="float", max_data_loader_n_workers=0, persistent_data_loader_workers=False, network_dim=4,
-                network_alpha=1.0, cache_latents=False, cache_latents_to_disk=False, trigger_words=["alice"], output_name="real",
-                engine_options={"tokenizer_cache_dir": str(k / "tok")})
+                save_precision="float", max_data_loader_n_workers=0, network_dim=4, network_alpha=1.0, cache_latents=False,
+                trigger_words=["alice"], output_name="real", engine_options={"tokenizer_cache_dir": str(k / "tok")})
     base.update(kw)
     return TrainingConfig(**base)
 
 
-@pytest.mark.parametrize("launcher", ["python", "accelerate"])
-def test_real_training_run(ws, real, launcher):
-    ws.settings.set("kohya_launcher", launcher)
-    cfg = config(real)
+def run(job, timeout: float = 1500) -> list:
+    """Wait for the job, sampling its parsed progress while it runs; the samples."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while job.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED) and time.monotonic() < deadline:
+        p = job.progress
+        if p.step is not None:
+            seen.append(p)
+        time.sleep(0.3)
+    job.wait(60)
+    return seen
+
+
+def test_real_run_then_resume(ws, real):
+    """Real engine, accelerate launcher (the default), workers 0 (issue 13's first-run failure), batch 2 over two
+    aspect-ratio buckets, save_state: a 20-step run (2 epochs of 10), then a resume from its epoch-1 state."""
+    ws.settings.set("kohya_launcher", "accelerate")
+    cfg = config(real, train_batch_size=2, save_state=True, save_every_n_epochs=1, training_comment="lora-nb CI run")
     job = ws.jobs.submit_training(cfg)
-    assert job.wait(1800) is JobStatus.SUCCEEDED, (job.error, job.log_tail(40))
+    seen = run(job)
+    assert job.status is JobStatus.SUCCEEDED, (job.error, job.log_tail(40))
     log = job.log_path.read_text(errors="replace")
-    assert "total optimization steps / 学習ステップ数: 40" in log and "model saved." in log
-    assert job.progress.step == job.progress.total_steps == steps(cfg, ws).total_steps == 40
+    assert "total optimization steps / 学習ステップ数: 20" in log and "model saved." in log and "Traceback" not in log
+    p = job.progress
+    assert p.step == p.total_steps == steps(cfg, ws).total_steps == 20
+    assert p.epoch == p.total_epochs == 2
+    assert p.loss is not None and math.isfinite(p.loss) and any(s.loss is not None for s in seen)
+    assert any(0 < s.step < 20 for s in seen), "no intermediate step was parsed while it ran"
+    out = job.run_dir / "output"
     kinds = {(a["kind"], Path(a["path"]).name) for a in job.artifacts}
-    assert {("checkpoint", "real-000001.safetensors"), ("lora", "real.safetensors")} <= kinds
-    assert "Traceback" not in log
+    assert {("checkpoint", "real-000001.safetensors"), ("lora", "real.safetensors"), ("state", "real-000001-state"),
+            ("state", "real-state")} <= kinds, kinds
+    assert (out / "real-000001-state" / "train_state.json").is_file() and (out / "real-state" / "train_state.json").is_file()
+    meta = read_metadata(out / "real.safetensors")
+    assert {k: meta[k] for k in ("ss_network_dim", "ss_network_alpha", "ss_network_module", "ss_max_train_steps", "ss_num_epochs",
+                                 "ss_epoch", "ss_output_name", "ss_base_model_version", "ss_seed", "ss_learning_rate",
+                                 "ss_num_train_images", "ss_training_comment", "ss_mixed_precision")} == {
+        "ss_network_dim": "4", "ss_network_alpha": "1.0", "ss_network_module": "networks.lora", "ss_max_train_steps": "20",
+        "ss_num_epochs": "2", "ss_epoch": "2", "ss_output_name": "real", "ss_base_model_version": "sd_v1", "ss_seed": "42",
+        "ss_learning_rate": "0.0001", "ss_num_train_images": "20", "ss_training_comment": "lora-nb CI run", "ss_mixed_precision": "no"}
+    assert read_metadata(out / "real-000001.safetensors")["ss_epoch"] == "1"
+
+    # resume from the epoch-1 state: the engine starts at epoch 2; lora-nb's progress stays absolute (10 -> 20)
+    resumed = ws.jobs.submit_training(cfg.model_copy(update={"resume": str(out / "real-000001-state"), "training_comment": None}))
+    seen = run(resumed)
+    assert resumed.status is JobStatus.SUCCEEDED, (resumed.error, resumed.log_tail(40))
+    log = resumed.log_path.read_text(errors="replace")
+    assert "resume training from local state" in log and "epoch 2/2" in log and "epoch 1/2" not in log
+    assert min(s.step for s in seen) >= 10, [s.step for s in seen][:10]
+    assert resumed.progress.step == resumed.progress.total_steps == 20 and resumed.progress.epoch == 2
+    rout = resumed.run_dir / "output"
+    assert (rout / "real.safetensors").is_file() and (rout / "real-state" / "train_state.json").is_file()
+    assert not (rout / "real-000001.safetensors").exists()   # epoch 1 was not trained again
+    assert read_metadata(rout / "real.safetensors")["ss_epoch"] == "2"
+
+
+def test_real_run_python_launcher(ws, real):
+    """Real engine, `python train_network.py` without accelerate (setting kohya_launcher = "python"), 3 steps."""
+    ws.settings.set("kohya_launcher", "python")
+    cfg = config(real, max_train_epochs=None, max_train_steps=3, save_every_n_epochs=None)
+    job = ws.jobs.submit_training(cfg)
+    run(job)
+    assert job.status is JobStatus.SUCCEEDED, (job.error, job.log_tail(40))
+    log = job.log_path.read_text(errors="replace")
+    assert "total optimization steps / 学習ステップ数: 3" in log and "Traceback" not in log
+    assert job.progress.step == job.progress.total_steps == steps(cfg, ws).total_steps == 3
+    assert {(a["kind"], Path(a["path"]).name) for a in job.artifacts} >= {("lora", "real.safetensors")}
 
 
 def test_real_run_stops(ws, real):
+    """Real engine: Stop during training ends the launcher and the trainer (the whole process group)."""
     ws.settings.set("kohya_launcher", "accelerate")
     job = ws.jobs.submit_training(config(real, max_train_epochs=50))
-    wait_for(lambda: (job.progress.step or 0) >= 2, timeout=900)
+    wait_for(lambda: (job.progress.step or 0) >= 2, timeout=900, what="two training steps")
     pids = [p.pid for p in psutil.process_iter(["cmdline"]) if str(job.run_dir) in " ".join(p.info["cmdline"] or [])]
+    assert pids
     job.stop(grace=20)
     assert job.wait(120) is JobStatus.STOPPED
-    wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids), timeout=30)
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=30, what="every engine process gone")
