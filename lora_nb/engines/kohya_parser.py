@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..progress.events import Event, JobStatus, Verdict
-from ..progress.parsers import LogParser
 from ..progress.tqdm_line import parse_tqdm
 from .hints import match_hint, match_root_cause
+from .parser_base import EngineLogParser
 
 __all__ = ["KohyaParser"]
 
@@ -45,7 +45,7 @@ _KILLED = re.compile(r"died with <Signals\.(SIG\w+): (\d+)>")
 _FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)')
 
 
-class KohyaParser(LogParser):
+class KohyaParser(EngineLogParser):
     """Parser for sd-scripts' ``*_train_network.py``.
 
     Options: ``final_path`` (the LoRA the run must produce), ``step_offset`` (absolute step at
@@ -54,6 +54,7 @@ class KohyaParser(LogParser):
     """
 
     name = "kohya"
+    engine_label = "the trainer"
 
     def __init__(self, run_dir: Path | None = None, options: dict[str, Any] | None = None) -> None:
         super().__init__(run_dir, options)
@@ -63,7 +64,6 @@ class KohyaParser(LogParser):
         self.offset: int | None = self.options.get("step_offset")
         self.model_saved = False
         self.saved: list[str] = []
-        self.samples_seen: set[str] = set()
         self._sampling = False
         self.cause: str | None = None       # the engine's own error: first traceback's exception line
         self.pre_error: str | None = None   # an error the engine printed without a traceback (argparse, missing TOML)
@@ -72,17 +72,6 @@ class KohyaParser(LogParser):
         self._frame: tuple[str, str] | None = None   # (file name, function) of the traceback's last frame
         self.cause_where: tuple[str, str] | None = None
 
-    def _samples(self) -> list[Event]:
-        folder = self.options.get("sample_dir")
-        if not folder or not Path(folder).is_dir():
-            return []
-        out = []
-        for p in sorted(Path(folder).glob("*.png")):
-            if str(p) not in self.samples_seen:
-                self.samples_seen.add(str(p))
-                out.append(Event.artifact(str(p), "sample"))
-        return out
-
     def feed(self, line: str) -> list[Event]:
         events: list[Event] = []
         if "steps:" in line and "/" in line:
@@ -90,20 +79,11 @@ class KohyaParser(LogParser):
             if bar is not None and bar.prefix.endswith("steps") and not bar.prefix.endswith("validation steps"):
                 if self._sampling:
                     self._sampling = False
-                    events += self._samples()
+                    events += self.samples()
                 if self.offset is None:
                     self.offset = 0
-                loss = bar.postfix.get("avr_loss")
-                try:
-                    loss_value = float(loss) if loss is not None else None
-                except ValueError:
-                    loss_value = None
-                if loss is not None and loss.lower() in ("nan", "inf"):
-                    events += self.add_hint(*reversed(match_hint("avr_loss=nan") or ("", "")))
                 # the summary's total is max_train_steps, absolute also after a resume
-                events.append(Event.progress(step=bar.n + self.offset, total_steps=self.total or bar.total,
-                                             loss=loss_value, rate=bar.rate, rate_unit="it/s" if bar.rate else None,
-                                             eta=bar.eta, elapsed=bar.elapsed, phase="training"))
+                events += self.bar_progress(bar, bar.n + self.offset, self.total or bar.total, bar.postfix.get("avr_loss"))
                 # a log record glued after the frame still counts
                 rest = line[line.rfind("]") + 1:]
                 if rest.strip():
@@ -184,16 +164,14 @@ class KohyaParser(LogParser):
         if (m := _SAVING.search(line)):
             path = m.group(1)
             self.saved.append(path)
-            final = self.options.get("final_path")
-            kind = "lora" if final and Path(path).name == Path(final).name else "checkpoint"
-            return [Event.artifact(path, kind), Event.progress(phase="saving")]
+            return [Event.artifact(path, self.artifact_kind(path)), Event.progress(phase="saving")]
         if (m := _REMOVING.search(line)):
             return [Event.message(f"removed old checkpoint {m.group(1)}")]
         if (m := _STATE.search(line)):
             return [Event.artifact(m.group(1), "state")]
         if _MODEL_SAVED.search(line):
             self.model_saved = True
-            return [Event.progress(phase="done")] + self._samples()
+            return [Event.progress(phase="done")] + self.samples()
         if _SAMPLING.search(line):
             self._sampling = True
             return [Event.progress(phase="sampling")]
@@ -202,19 +180,9 @@ class KohyaParser(LogParser):
         hint = None if self._tb is not None else match_hint(line)   # not on a traceback's frames and source lines
         if hint:
             return events + self.add_hint(hint[1], hint[0])
-        if "Traceback (most recent call last)" in line or re.match(r"^\w+(\.\w+)*(Error|Exception):", line.strip()):
-            return events + [Event.message(line.strip(), "error")]
-        return events
+        return events + self.error_line(line)
 
-    def verdict(self, exit_code: int | None, stopped: bool) -> Verdict:
-        if stopped:
-            return Verdict(JobStatus.STOPPED, "stopped by request")
-        if exit_code != 0:
-            verdict = super().verdict(exit_code, stopped)
-            cause = self.root_cause()
-            if cause:   # "ValueError: ... (exit code 1)", not accelerate's CalledProcessError
-                return Verdict(verdict.status, f"{cause.rstrip('. ')} ({verdict.reason})")
-            return verdict
+    def exit_zero_verdict(self) -> Verdict | None:
         final = self.options.get("final_path")
         if not self.model_saved:
             return Verdict(JobStatus.FAILED, "the trainer exited with code 0 but never printed 'model saved.', so no LoRA was written")
