@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, EngineError
-from .base import Artifact, EngineStatus, LaunchPlan
-from .locate import check_checkout, engine_dir, engine_python
+from .base import Artifact, LaunchPlan
+from .checkout import CONSOLE_ENV, CheckoutEngine
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ports import EngineHome
@@ -230,41 +229,27 @@ def dataset_subsets(cfg: "TrainingConfig", ws: "EngineHome") -> list[dict[str, A
     return out
 
 
-class KohyaEngine:
+class KohyaEngine(CheckoutEngine):
     """``get_engine("kohya", ws)``."""
 
     name = "kohya"
-
-    def __init__(self, ws: "EngineHome") -> None:
-        self.ws = ws
-
-    @property
-    def folder(self) -> Path:
-        return engine_dir(self.ws, "kohya_dir", "LORA_NB_KOHYA_DIR", "sd-scripts")
-
-    @property
-    def python(self) -> Path:
-        return engine_python(self.ws, "kohya_python", self.folder)
+    what = "sd-scripts"
+    dir_setting, dir_env, default_folder, python_setting = "kohya_dir", "LORA_NB_KOHYA_DIR", "sd-scripts", "kohya_python"
+    markers = ("train_network.py",)
+    parser_name = "kohya"
 
     @property
     def launcher(self) -> str:
         """'accelerate' (default) or 'python' (single GPU, no accelerate; ENGINES.md A2)."""
         return str(self.ws.settings.get("kohya_launcher") or "accelerate")
 
-    def check(self) -> EngineStatus:
-        mods = ("torch", "safetensors", "toml", "voluptuous") + (("accelerate",) if self.launcher == "accelerate" else ())
-        return check_checkout("kohya", self.folder, self.python, ("train_network.py",), mods, "sd-scripts",
-                              "Run `lora-nb engines install kohya`, or point lora-nb at a checkout: ws.settings.set('kohya_dir', '/path/to/sd-scripts').",
-                              "kohya_python")
-
-    def parser(self) -> str:
-        return "kohya"
+    def modules(self) -> tuple[str, ...]:
+        return ("torch", "safetensors", "toml", "voluptuous") + (("accelerate",) if self.launcher == "accelerate" else ())
 
     def prepare(self, cfg: "TrainingConfig", run_dir: Path) -> LaunchPlan:
         import tomli_w
 
-        if cfg.engine != "kohya":
-            raise EngineError(f"This config is for {cfg.engine}, not kohya.", fix="Use get_engine(cfg.engine, ws).")
+        self.require_own(cfg)
         script = SCRIPTS[cfg.model_family][0]
         if self.launcher == "python" and cfg.num_processes > 1:
             raise EngineError(f"{cfg.num_processes} GPUs need the accelerate launcher; the kohya_launcher setting is 'python' (one GPU).",
@@ -291,7 +276,7 @@ class KohyaEngine:
             if cfg.num_processes > 1:
                 argv.append("--multi_gpu")
             argv += [str(self.folder / script), "--config_file", str(train_toml)]
-        env = {"PYTHONUNBUFFERED": "1", "COLUMNS": "250", "PYTHONIOENCODING": "utf-8"}
+        env = dict(CONSOLE_ENV)
         options: dict[str, Any] = {"final_path": str(output_dir / f"{cfg.output_name}.safetensors"),
                                    "sample_dir": str(output_dir / "sample")}
         if cfg.resume:
