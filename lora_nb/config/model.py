@@ -65,7 +65,7 @@ class TrainingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     # -- what ---------------------------------------------------------------------
-    engine: Literal["kohya", "ai-toolkit"] = _f("kohya", "basic", "Engine", "The trainer that runs the job: kohya sd-scripts, or ai-toolkit (FLUX only).")
+    engine: Literal["kohya", "ai-toolkit"] = _f("kohya", "basic", "Engine", "The trainer that runs the job: kohya sd-scripts, or ai-toolkit (FLUX, SD 1.5, SDXL).")
     model_family: Family = _f("sd15", "basic", "Model family", "The base model's architecture.")
     pretrained_model_name_or_path: str = _f("", "basic", "Base model", "Path of the base checkpoint (.safetensors) or diffusers folder.")
     v2: bool = _f(False, "advanced", "SD 2.x model", "Set for Stable Diffusion 2.x bases (set automatically for the sd2 family).", families=["sd2"])

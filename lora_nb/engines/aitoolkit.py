@@ -40,10 +40,27 @@ SCHEDULERS = {"constant", "cosine", "cosine_with_restarts", "linear", "constant_
 SAVE_DTYPES = {"bf16": "bf16", "fp16": "float16", "float": "float32", None: "bf16"}
 TRAIN_DTYPES = {"bf16": "bf16", "fp16": "fp16", "no": "fp32"}
 NETWORK_TYPES = {"lora": "lora", "locon": "locon", "lokr": "lokr"}
+# our family -> ModelConfig.arch (toolkit/config_modules.py; 'sd1' is its default, 'sdxl' sets is_xl). SD 1.5/SDXL
+# train with the DDPM noise scheduler (BaseSDTrainProcess; recordings run6_sd15/run6_sdxl), FLUX with flowmatch
+ARCHS = {"flux": "flux", "sd15": "sd1", "sdxl": "sdxl"}
+
+
+# optimizers ai-toolkit names but whose package its requirements.txt does not install (toolkit/optimizer.py imports
+# lion_pytorch / dadaptation on use: "ImportError: Please install lion_pytorch", "No module named 'dadaptation'")
+NOT_INSTALLED = {"lion": "lion-pytorch", "dadaptation": "dadaptation", "dadaptationlion": "dadaptation"}
+# optimizer_params keys that only some optimizers take (each other optimizer's __init__ raises "unexpected keyword")
+ONLY_FOR = {"relative_step": {"adafactor"}, "scale_parameter": {"adafactor"}, "warmup_init": {"adafactor"},
+            "clip_threshold": {"adafactor"}, "decay_rate": {"adafactor"}, "beta1": {"adafactor"},
+            "d_coef": {"prodigy", "prodigy8bit"}, "decouple": {"prodigy", "prodigy8bit"},
+            "use_bias_correction": {"prodigy", "prodigy8bit"}, "safeguard_warmup": {"prodigy", "prodigy8bit"},
+            "betas": {"adamw8bit", "adamw", "adam", "adam8bit", "lion8bit", "prodigy", "prodigy8bit"}}
 
 
 def _kv(args: list[str]) -> dict[str, Any]:
-    """'key=value' strings -> a dict with numbers and booleans typed (optimizer_params)."""
+    """'key=value' strings -> a dict with Python literals typed, as sd-scripts reads them (``betas=0.9,0.99`` is a
+    tuple, numbers and True/False typed; anything else stays text)."""
+    import ast
+
     out: dict[str, Any] = {}
     for item in args:
         key, _, raw = item.partition("=")
@@ -51,12 +68,12 @@ def _kv(args: list[str]) -> dict[str, Any]:
         if raw.lower() in ("true", "false"):
             value = raw.lower() == "true"
         else:
-            for cast in (int, float):
-                try:
-                    value = cast(raw)
-                    break
-                except ValueError:
-                    pass
+            try:
+                value = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                pass
+            if isinstance(value, tuple):
+                value = list(value)         # yaml.safe_dump writes lists, not tuples
         out[key.strip()] = value
     return out
 
@@ -64,12 +81,27 @@ def _kv(args: list[str]) -> dict[str, Any]:
 def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps: int, steps_per_epoch: int | None,
                training_folder: Path, log_dir: Path | None) -> dict[str, Any]:
     """The ai-toolkit job as a dict (written as YAML). ``folders``: one ``{image_dir, num_repeats, is_reg}`` per subset."""
-    if cfg.model_family != "flux":
-        raise ConfigError("ai-toolkit runs FLUX LoRAs here.", fix="Set model_family='flux', or use the kohya engine.")
+    arch = ARCHS.get(cfg.model_family)
+    if arch is None:
+        raise ConfigError(f"ai-toolkit runs FLUX, SD 1.5 and SDXL LoRAs here, not {cfg.model_family}.",
+                          fix="Set model_family to flux, sd15 or sdxl, or use the kohya engine.")
+    flux = arch == "flux"
     optimizer = OPTIMIZERS.get(cfg.optimizer_type.lower())
     if optimizer is None:
         raise ConfigError(f"ai-toolkit has no optimizer '{cfg.optimizer_type}'.",
                           fix=f"Choose one of: {', '.join(sorted(set(OPTIMIZERS)))}.")
+    if optimizer in NOT_INSTALLED:
+        raise ConfigError(f"ai-toolkit's installation does not include the {NOT_INSTALLED[optimizer]} package that its "
+                          f"'{optimizer}' optimizer needs.",
+                          fix="Use AdamW, AdamW8bit, Lion8bit, Prodigy or Adafactor (or pip install it into ai-toolkit's venv "
+                              "and set engine_options {'train.optimizer': ...}).")
+    for key in _kv(cfg.optimizer_args):
+        if key == "eps":    # toolkit/optimizer.py passes eps=1e-6 itself: "got multiple values for keyword argument 'eps'"
+            raise ConfigError("ai-toolkit sets the optimizer's eps itself (1e-6), so an 'eps' optimizer argument is rejected.",
+                              fix="Remove 'eps=...' from the optimizer args.")
+        if key in ONLY_FOR and optimizer not in ONLY_FOR[key]:
+            raise ConfigError(f"Optimizer argument '{key}' does not apply to {cfg.optimizer_type} in ai-toolkit.",
+                              fix=f"Remove '{key}=...' from the optimizer args (it is for {', '.join(sorted(ONLY_FOR[key]))}).")
     if cfg.lr_scheduler not in SCHEDULERS:
         raise ConfigError(f"ai-toolkit has no learning-rate schedule '{cfg.lr_scheduler}'.", fix=f"Choose one of: {', '.join(sorted(SCHEDULERS))}.")
     network_type = NETWORK_TYPES.get(cfg.network_type)
@@ -112,7 +144,7 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
     train: dict[str, Any] = {"batch_size": int(cfg.train_batch_size), "steps": int(total_steps),
                              "gradient_accumulation": int(cfg.gradient_accumulation_steps), "train_unet": True,
                              "train_text_encoder": False, "gradient_checkpointing": bool(cfg.gradient_checkpointing),
-                             "noise_scheduler": "flowmatch", "optimizer": optimizer,
+                             "noise_scheduler": "flowmatch" if flux else "ddpm", "optimizer": optimizer,
                              "lr": float(cfg.unet_lr or cfg.learning_rate), "lr_scheduler": scheduler,
                              "dtype": TRAIN_DTYPES[cfg.mixed_precision], "max_grad_norm": float(cfg.max_grad_norm)}
     if cfg.optimizer_args:
@@ -129,7 +161,7 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
         train["min_snr_gamma"] = float(cfg.min_snr_gamma)
     process: dict[str, Any] = {"type": "sd_trainer", "training_folder": str(training_folder), "network": network, "save": save,
                                "datasets": datasets, "train": train,
-                               "model": {"name_or_path": cfg.pretrained_model_name_or_path, "arch": "flux",
+                               "model": {"name_or_path": cfg.pretrained_model_name_or_path, "arch": arch,
                                          "quantize": bool(cfg.fp8_base)}}
     if cfg.trigger_words:
         process["trigger_word"] = cfg.trigger_words[0]
@@ -139,10 +171,10 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
         process["log_dir"] = str(log_dir)
     if cfg.sample_prompts and (cfg.sample_every_n_steps or cfg.sample_every_n_epochs):
         sample_every = cfg.sample_every_n_steps or (cfg.sample_every_n_epochs or 1) * (steps_per_epoch or total_steps)
-        process["sample"] = {"sampler": "flowmatch", "sample_every": int(sample_every), "width": int(w) // 8 * 8,
+        process["sample"] = {"sampler": "flowmatch" if flux else "ddpm", "sample_every": int(sample_every), "width": int(w) // 8 * 8,
                              "height": int(h) // 8 * 8, "prompts": [p.replace("\n", " ") for p in cfg.sample_prompts],
                              "neg": "",   # SampleConfig's default is False, which the tokenizer rejects
-                             "seed": int(cfg.seed or 42), "walk_seed": True, "guidance_scale": 4.0, "sample_steps": 20}
+                             "seed": int(cfg.seed or 42), "walk_seed": True, "guidance_scale": 4.0 if flux else 7.0, "sample_steps": 20}
     else:
         train["disable_sampling"] = True
     for path, value in cfg.engine_options.items():
@@ -205,7 +237,7 @@ class AIToolkitEngine:
 
         if cfg.engine != self.name:
             raise EngineError(f"This config is for {cfg.engine}, not ai-toolkit.", fix="Use get_engine(cfg.engine, ws).")
-        check_model_folder(cfg.pretrained_model_name_or_path)
+        check_model_folder(cfg.pretrained_model_name_or_path, cfg.model_family)
         est = steps(cfg, self.ws)
         total = est.total_steps
         per_epoch = est.steps_per_epoch or None
@@ -229,7 +261,7 @@ class AIToolkitEngine:
         return collect_artifacts(run_dir)
 
 
-def check_model_folder(name_or_path: str) -> None:
+def check_model_folder(name_or_path: str, family: str = "flux") -> None:
     """A local base model must be a diffusers folder: ai-toolkit takes a missing path for a Hub id (and fails at model
     loading with "We couldn't connect to 'https://huggingface.co'...", tests/fixtures/aitoolkit run4_missing_model) and
     looks for transformer/ inside a file's path."""
@@ -240,7 +272,7 @@ def check_model_folder(name_or_path: str) -> None:
     if not path.exists():
         raise ConfigError(f"The base model folder {path} does not exist.",
                           fix="Point the base model at a diffusers folder (with transformer/, vae/, text_encoder/ ...) or a Hugging Face id.")
-    if not path.is_dir():
+    if not path.is_dir() and family == "flux":   # SD 1.5 / SDXL: StableDiffusion(XL)Pipeline.from_single_file
         raise ConfigError(f"ai-toolkit loads FLUX from a diffusers folder, and {path} is a single file.",
                           fix="Use the diffusers folder of the model (or its Hugging Face id), or train this file with the kohya engine.")
 

@@ -89,10 +89,47 @@ def test_bad_configs_are_refused_and_leave_no_run(ws, dataset, standin_aitoolkit
     assert ws.jobs.list() == [] and list(ws.runs_dir.iterdir()) == []
 
 
-def test_ai_toolkit_is_flux_only():
-    """Validation: lora-nb renders ai-toolkit jobs for FLUX only."""
-    with pytest.raises(ConfigError, match="flux family only"):
-        TrainingConfig(engine="ai-toolkit", model_family="sdxl", dataset="x")
+def test_ai_toolkit_families():
+    """Validation: lora-nb renders ai-toolkit jobs for FLUX, SD 1.5 and SDXL; SD 2.x and SD3 are refused with the fix."""
+    for fam in ("sd15", "sdxl", "flux"):
+        TrainingConfig(engine="ai-toolkit", model_family=fam, dataset="x", max_train_steps=10)
+    enc = dict(clip_l="/m/l.safetensors", clip_g="/m/g.safetensors", t5xxl="/m/t.safetensors")
+    for fam, extra in (("sd2", {}), ("sd3", enc)):
+        with pytest.raises(ConfigError, match="flux, sd15 and sdxl families"):
+            TrainingConfig(engine="ai-toolkit", model_family=fam, dataset="x", max_train_steps=10, **extra)
+
+
+@pytest.mark.parametrize("name", ["sd15_aitk", "sdxl_aitk"])
+def test_golden_sd_job_yaml(name):
+    """Rendering: the SD 1.5 / SDXL job YAMLs equal the reviewed golden files."""
+    cfg = AITK_CONFIGS[name]
+    job = render_job(cfg, FOLDERS, cfg.max_train_steps, None, Path("/RUN/output"), Path("/RUN/logs"))
+    assert yaml.safe_dump(job, sort_keys=False, allow_unicode=True) == (GOLDEN / f"{name}.job.yaml").read_text()
+
+
+def test_sd_jobs_match_the_hand_edited_recordings():
+    """Rendering vs RECORDINGS: arch and noise scheduler as in the hand-edited jobs that trained in the real engine
+    (tests/fixtures/aitoolkit/configs/run6_sd15 and run6_sdxl); DDPM sampler for samples."""
+    rec = Path(__file__).resolve().parents[1] / "fixtures" / "aitoolkit" / "configs"
+    for name, recording in (("sd15_aitk", "run6_sd15"), ("sdxl_aitk", "run6_sdxl")):
+        proc = yaml.safe_load((GOLDEN / f"{name}.job.yaml").read_text())["config"]["process"][0]
+        want = yaml.safe_load((rec / f"{recording}.job.yaml").read_text())["config"]["process"][0]
+        assert proc["model"]["arch"] == want["model"]["arch"]
+        assert proc["train"]["noise_scheduler"] == want["train"]["noise_scheduler"] == "ddpm"
+        assert proc.get("sample", {"sampler": "ddpm"})["sampler"] == "ddpm"
+
+
+def test_sd_single_file_is_allowed_flux_file_is_not(tmp_path):
+    """Rendering: a single .safetensors is refused for FLUX (ai-toolkit looks for transformer/ in it) but passed for
+    SD 1.5/SDXL, which ai-toolkit loads with from_single_file."""
+    from lora_nb.engines.aitoolkit import check_model_folder
+
+    f = tmp_path / "m.safetensors"
+    f.write_bytes(b"x")
+    check_model_folder(str(f), "sd15")
+    check_model_folder(str(f), "sdxl")
+    with pytest.raises(ConfigError, match="single file"):
+        check_model_folder(str(f), "flux")
 
 
 def test_missing_engine_is_refused_with_the_fix(ws, dataset):
@@ -268,12 +305,26 @@ def test_one_training_size(resolution, side):
     assert d["resolution"] == [side]
 
 
-def test_dadaptation_names():
-    """Rendering (from toolkit/optimizer.py: 'dadaptation' builds DAdaptAdam, '...lion' DAdaptLion, while its
-    '...adam' branch builds a DAdaptLion)."""
-    names = {o: render_job(aitk_cfg(optimizer_type=o, learning_rate=1.0), FOLDERS, 12, None, Path("/o"), None)["config"]["process"][0][
-        "train"]["optimizer"] for o in ("DAdaptAdam", "DAdaptLion", "DAdaptation")}
-    assert names == {"DAdaptAdam": "dadaptation", "DAdaptLion": "dadaptationlion", "DAdaptation": "dadaptation"}
+def test_optimizers_without_their_package_are_refused():
+    """Rendering (found by the real-engine acceptance suite, tests/engines/aitoolkit_real): ai-toolkit's Lion and
+    DAdapt* import lion_pytorch / dadaptation, which its requirements.txt does not install: refused with the fix."""
+    for o in ("Lion", "DAdaptAdam", "DAdaptLion", "DAdaptation"):
+        with pytest.raises(ConfigError, match="does not include the .* package") as info:
+            render_job(aitk_cfg(optimizer_type=o, learning_rate=1.0), FOLDERS, 12, None, Path("/o"), None)
+        assert "AdamW" in info.value.fix
+
+
+def test_optimizer_args_are_typed_and_checked():
+    """Rendering (found by the real-engine acceptance suite): betas=0.9,0.99 becomes a list (it was the text
+    '0.9,0.99'); eps (ai-toolkit passes its own) and args another optimizer rejects are refused with the fix."""
+    job = render_job(aitk_cfg(optimizer_args=["betas=0.9,0.99", "weight_decay=0.01", "decouple=True"], optimizer_type="Prodigy",
+                              learning_rate=1.0), FOLDERS, 12, None, Path("/o"), None)
+    assert job["config"]["process"][0]["train"]["optimizer_params"] == {"betas": [0.9, 0.99], "weight_decay": 0.01, "decouple": True}
+    for opt, args, match in (("AdamW", ["eps=1e-8"], "eps"), ("AdamW", ["relative_step=False"], "relative_step"),
+                             ("Adafactor", ["betas=0.9,0.99"], "betas")):
+        with pytest.raises(ConfigError, match=match) as info:
+            render_job(aitk_cfg(optimizer_type=opt, optimizer_args=args), FOLDERS, 12, None, Path("/o"), None)
+        assert info.value.fix.startswith("Remove")
 
 
 def test_missing_local_model_folder_is_refused_before_launch(ws, dataset, standin_aitoolkit, tmp_path):

@@ -5,8 +5,8 @@ extracted into the engine cache, its own venv (CPU torch 2.13 and ai-toolkit's r
 of the real architectures (tests/engines/aitoolkit_real/make_tiny_models.py). The FLUX LoRA job lora-nb renders is
 launched by `ws.jobs.submit_training`, followed (parsed step/loss/lr), its checkpoints, samples and final LoRA found
 with ai-toolkit's metadata; Stop sends SIGINT and the job ends `stopped` with exit 0; a resumed run continues from
-the newest checkpoint. Skipped when LORA_NB_REAL_AITOOLKIT_DIR is not set, except on CI (CI=true), where a missing
-engine FAILS. About 3 minutes on 2 cores.
+the newest checkpoint; the SD 1.5 job lora-nb renders trains too. Skipped when LORA_NB_REAL_AITOOLKIT_DIR is not set, except on CI (CI=true), where a missing
+engine FAILS. About 4 minutes on 2 cores.
 """
 from __future__ import annotations
 
@@ -106,3 +106,25 @@ def test_real_stop_then_resume(ws, real):
     resumed_at = int(log.split("Found step ")[1].split()[0])
     assert resumed_at >= 3 and second.progress.step == 6
     assert (first.run_dir / "output" / "demo" / "demo.safetensors").is_file()
+
+
+def test_real_sd15_lora_run(ws, real):
+    """Real engine: the SD 1.5 job lora-nb renders (arch sd1, ddpm) trains 4 steps at 64 px on the tiny SD 1.5 folder,
+    with a checkpoint at 2 and the final LoRA (kohya-style keys, ss_base_model_version for SD 1.5)."""
+    import lora_nb
+
+    cfg = config(real, model_family="sd15", pretrained_model_name_or_path=str(real / "sd15-tiny"), max_train_steps=4,
+                 save_every_n_steps=2)
+    job = ws.jobs.submit_training(cfg)
+    assert job.wait(600) is JobStatus.SUCCEEDED, (job.error, job.log_tail(40))
+    assert job.progress.step == job.progress.total_steps == 4 and job.progress.loss is not None
+    import yaml
+
+    proc = yaml.safe_load((job.run_dir / "job.yaml").read_text())["config"]["process"][0]
+    assert proc["model"]["arch"] == "sd1" and proc["train"]["noise_scheduler"] == "ddpm"
+    log = job.log_path.read_text(errors="replace")
+    assert "Error running job" not in log and "Traceback" not in log
+    kinds = {(Path(a["path"]).name, a["kind"]) for a in job.artifacts}
+    assert {("demo_000000002.safetensors", "checkpoint"), ("demo.safetensors", "lora")} <= kinds
+    meta = lora_nb.lora.read_metadata(job.run_dir / "output" / "demo" / "demo.safetensors")
+    assert meta["ss_output_name"] == "demo" and "sd" in meta.get("ss_base_model_version", "sd")

@@ -14,7 +14,7 @@ BASE = dict(engine="ai-toolkit", model_family="flux", dataset="alice", resolutio
 
 
 def _family(folder: str, arch: str):
-    """ai-toolkit trains SD 1.5 and SDXL too, but lora-nb renders FLUX only: the same job with another model."""
+    """The SD 1.5 / SDXL recordings were made before lora-nb rendered those families: the FLUX job with another model."""
     def edit(job_yaml: Path) -> None:
         text = job_yaml.read_text()
         job = yaml.safe_load(text)
