@@ -41,7 +41,7 @@ def test_field_errors_name_the_field_in_plain_words(change, field, words):
     (dict(model_family="sdxl", cache_text_encoder_outputs=True), "needs 'train U-Net/DiT only'"),
     (dict(full_bf16=True, mixed_precision="fp16"), "full_bf16 needs mixed precision bf16"),
     (dict(max_train_epochs=None), "Set the number of epochs"),
-    (dict(engine="ai-toolkit", model_family="sd3"), "flux, sd15 and sdxl families"),
+    (dict(engine="ai-toolkit", model_family="sd2"), "flux, sd15 and sdxl families"),
     (dict(bucket_reso_steps=32), "multiple of 64"),
 ])
 def test_cross_field_checks(change, words):
