@@ -21,12 +21,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, EngineError
-from .base import Artifact, EngineStatus, LaunchPlan
-from .locate import check_checkout, engine_dir, engine_python
+from ..errors import ConfigError
+from .base import Artifact, LaunchPlan
+from .checkout import CONSOLE_ENV, CheckoutEngine
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..ports import EngineHome
     from ..config.model import TrainingConfig
 
 __all__ = ["AIToolkitEngine", "render_job"]
@@ -205,29 +204,17 @@ def _refuse_env_syntax(value: Any, where: str = "config") -> None:
                           fix="Remove the '${' from that text (prompt, path or comment).")
 
 
-class AIToolkitEngine:
-    """``get_engine("ai-toolkit", ws)``: FLUX LoRA training with ostris/ai-toolkit."""
+class AIToolkitEngine(CheckoutEngine):
+    """``get_engine("ai-toolkit", ws)``: FLUX, SD 1.5 and SDXL LoRA training with ostris/ai-toolkit."""
 
     name = "ai-toolkit"
+    what = "ai-toolkit"
+    dir_setting, dir_env, default_folder, python_setting = "aitoolkit_dir", "LORA_NB_AITOOLKIT_DIR", "ai-toolkit", "aitoolkit_python"
+    markers = ("run.py", "toolkit")
+    parser_name = "aitoolkit"
 
-    def __init__(self, ws: "EngineHome") -> None:
-        self.ws = ws
-
-    @property
-    def folder(self) -> Path:
-        return engine_dir(self.ws, "aitoolkit_dir", "LORA_NB_AITOOLKIT_DIR", "ai-toolkit")
-
-    @property
-    def python(self) -> Path:
-        return engine_python(self.ws, "aitoolkit_python", self.folder)
-
-    def check(self) -> EngineStatus:
-        return check_checkout(self.name, self.folder, self.python, ("run.py", "toolkit"), ("torch", "yaml", "safetensors"), "ai-toolkit",
-                              "Run `lora-nb engines install ai-toolkit`, or point lora-nb at a checkout: "
-                              "ws.settings.set('aitoolkit_dir', '/path/to/ai-toolkit').", "aitoolkit_python")
-
-    def parser(self) -> str:
-        return "aitoolkit"
+    def modules(self) -> tuple[str, ...]:
+        return ("torch", "yaml", "safetensors")
 
     def prepare(self, cfg: "TrainingConfig", run_dir: Path) -> LaunchPlan:
         import yaml
@@ -235,8 +222,7 @@ class AIToolkitEngine:
         from ..config import steps
         from .kohya import dataset_subsets
 
-        if cfg.engine != self.name:
-            raise EngineError(f"This config is for {cfg.engine}, not ai-toolkit.", fix="Use get_engine(cfg.engine, ws).")
+        self.require_own(cfg)
         check_model_folder(cfg.pretrained_model_name_or_path, cfg.model_family)
         est = steps(cfg, self.ws)
         total = est.total_steps
@@ -252,7 +238,7 @@ class AIToolkitEngine:
                             encoding="utf-8")
         out = training_folder / cfg.output_name
         argv = [str(self.python), str(self.folder / "run.py"), str(job_yaml)]
-        env = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "COLUMNS": "250", "DISABLE_TELEMETRY": "YES"}
+        env = dict(CONSOLE_ENV, DISABLE_TELEMETRY="YES")
         options = {"name": cfg.output_name, "total_steps": total, "final_path": str(out / f"{cfg.output_name}.safetensors"),
                    "sample_dir": str(out / "samples"), "stop_signal": "SIGINT"}
         return LaunchPlan(argv=argv, cwd=self.folder, env=env, parser="aitoolkit", parser_options=options, files={"job": job_yaml})
