@@ -2,6 +2,8 @@
 stand-in training run for machines without a GPU.
 
 Everything here is made locally (no downloads), so the quickstart notebook runs anywhere.
+:func:`start_demo` does the whole tour in one call (the dashboard's *Try the demo* and ``lora-nb demo``):
+a new dataset of shapes, tagged by the small local tagger (a job), then the stand-in run on it (a job).
 The stand-in run is *not* training: it is a short job that behaves like one (progress, loss,
 epochs, a checkpoint per epoch) and writes a real, valid LoRA file with kohya key names and
 ``ss_*`` metadata whose weights are random. It says so in its metadata and its log.
@@ -16,15 +18,16 @@ from __future__ import annotations
 
 import io
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .datasets import Dataset
     from .jobs.manager import Job
     from .workspace import Workspace
 
-__all__ = ["make_dataset", "make_tagger", "submit_demo_run", "DEMO_TRIGGER"]
+__all__ = ["make_dataset", "make_tagger", "submit_demo_run", "start_demo", "free_name", "DemoRun", "DEMO_TRIGGER"]
 
 DEMO_TRIGGER = "lnbdemo"
 _COLOURS = {"red": (205, 40, 40), "green": (40, 160, 70), "blue": (40, 80, 200), "yellow": (230, 200, 40), "purple": (130, 50, 170)}
@@ -111,3 +114,78 @@ def submit_demo_run(ws: "Workspace", dataset: str = "demo", epochs: int = 3, ste
                               "network_dim": int(network_dim), "seconds_per_step": float(seconds_per_step), "output_name": output_name}
     return ws.jobs.submit_task("demo_train", params, name=f"{output_name} (demo stand-in)", uses_gpu=False,
                                meta={"demo": True})
+
+
+def free_name(ws: "Workspace", base: str = "demo") -> str:
+    """``base``, or ``base-2``, ``base-3`` ... : the first dataset name not taken yet."""
+    names = set(ws.datasets.names())
+    if base not in names:
+        return base
+    n = 2
+    while f"{base}-{n}" in names:
+        n += 1
+    return f"{base}-{n}"
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What :func:`start_demo` made: the dataset, its tagging job (None when tagging was skipped), the run."""
+
+    dataset: "Dataset"
+    tagging: "Job | None"
+    run: "Job"
+    note: str = ""          # why tagging was skipped, if it was
+
+
+def _tagger_missing() -> str:
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if not missing:
+        return ""
+    return (f"Tagging was skipped because {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed "
+            "(pip install 'lora-nb[cpu]' onnx); the demo captions were written instead.")
+
+
+def start_demo(ws: "Workspace", name: str | None = None, n: int = 12, size: tuple[int, int] = (256, 256), epochs: int = 3,
+               steps_per_epoch: int = 10, seconds_per_step: float = 0.2, timeout: float = 600.0,
+               on_job: "Callable[[Job], Any] | None" = None, say: Callable[[str], Any] | None = None) -> DemoRun:
+    """The whole demo: a new dataset of ``n`` shapes (``name``, default the first free ``demo``, ``demo-2`` ...),
+    tagged by the small local tagger as a job, then the CPU stand-in run on it as a job.
+
+    Waits for the tagging job (at most ``timeout`` seconds; seconds for a dozen images), not for the run.
+    ``on_job(job)`` is called with each job as it is queued, ``say(text)`` with each step. Without onnx or
+    onnxruntime the tagging step is skipped and the generated captions are written instead (``note`` says so).
+    """
+    from .errors import JobError
+    from .jobs.format import failure_cause
+    from .progress.events import JobStatus
+
+    say = say or (lambda text: None)
+    name = name or free_name(ws)
+    note = _tagger_missing()
+    tagger = None
+    if not note:
+        say("Building the small local tagger (random weights: its tags are placeholders)…")
+        tagger = make_tagger(ws=ws)
+    say(f"Making dataset '{name}': {n} images of coloured shapes…")
+    ds = make_dataset(ws, name=name, n=n, size=size, captions=tagger is None)
+    job = None
+    if tagger is not None:
+        job = ds.tag(model=str(tagger), general_threshold=0.2, trigger_words=[DEMO_TRIGGER])
+        if on_job is not None:
+            on_job(job)
+        say(f"Tagging '{name}' with the local tagger (job {job.id})…")
+        status = job.wait(timeout)
+        if status is not JobStatus.SUCCEEDED:
+            cause = failure_cause(job.error) if status is JobStatus.FAILED else f"it ended {status.value}"
+            raise JobError(f"The demo's tagging job {job.id} did not succeed: {cause}",
+                           fix="Look at its log in the Jobs tab (lora-nb jobs logs " + job.id + ").")
+    else:
+        say(note)
+    run = submit_demo_run(ws, dataset=name, epochs=epochs, steps_per_epoch=steps_per_epoch, seconds_per_step=seconds_per_step)
+    if on_job is not None:
+        on_job(run)
+    say(f"Started the CPU stand-in run on '{name}' (job {run.id}): progress, loss and checkpoints like a trainer, "
+        "then a LoRA file with random weights.")
+    return DemoRun(ds, job, run, note)

@@ -95,7 +95,7 @@ class CaptionGrid(W.VBox):
         self.regex = W.Checkbox(description="regex", value=False, indent=False, layout=W.Layout(width="70px"))
         self.preview_label = css(W.HTML(""), "lnb-bulk-preview")
         self.apply_button = css(W.Button(description="Apply", button_style="primary", icon="check"), "lnb-bulk-apply")
-        self.undo_button = css(W.Button(description="Undo", icon="undo"), "lnb-undo")
+        self.undo_button = css(W.Button(description="Undo", icon="undo", disabled=True, tooltip="nothing to undo"), "lnb-undo")
         self.toolbar = css(W.HBox([self.op, self.arg1, self.arg2, self.where, self.regex, self.apply_button, self.undo_button,
                                    self.preview_label], layout=W.Layout(flex_flow="row wrap")), "lnb-bulk-toolbar")
         # tag chips
@@ -157,6 +157,14 @@ class CaptionGrid(W.VBox):
         self.all_files = self.ds.image_files() if self.ds is not None else []
         self._apply_filter()
         self._refresh_chips()
+        self._undo_state()
+
+    def _undo_state(self) -> None:
+        """Undo is enabled only when the dataset has a bulk edit (or a tagging run) to undo; its tooltip names it."""
+        history = self.ds.captions.history() if self.ds is not None else []
+        self.undo_button.disabled = not history
+        self.undo_button.tooltip = (f"undo {history[-1]['op']} ({history[-1]['count']:,} captions)" if history
+                                    else "nothing to undo")
 
     def _apply_filter(self, page: int = 0) -> None:
         if self.ds is not None and self.filter_tags:
@@ -345,6 +353,7 @@ class CaptionGrid(W.VBox):
         self.banner.info(f"{OPS[self.op.value][0]}: changed {r.changed:,} of {r.total:,} captions (Undo puts them back).")
         self.go(self.page)
         self._refresh_chips()
+        self._undo_state()
 
     def _undo(self, _: Any = None) -> None:
         r = self.ds.captions.undo() if self.ds is not None else None

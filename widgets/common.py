@@ -1,5 +1,6 @@
 """Shared bits of the panels: the one-sentence error banner, a rate limiter for updates that come
-from background threads, a small background runner, and formatting helpers.
+from background threads (paused while no browser shows the panels: :data:`PRESENCE`), a small
+background runner, and formatting helpers.
 
 >>> from lora_nb.widgets.common import one_sentence, fmt_bytes
 >>> one_sentence(ValueError("bad value\\nTraceback ..."))
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -19,11 +21,13 @@ import ipywidgets as W
 from ipywidgets.widgets.widget_bool import CheckboxStyle, ToggleButtonStyle
 from ipywidgets.widgets.widget_string import HTMLStyle, TextStyle
 
-from lora_nb.jobs.format import bar_fraction, fmt_duration, job_line, status_style
+from lora_nb.jobs.format import bar_fraction, failure_cause, fmt_duration, job_line, status_style
 from lora_nb.jobs.manager import Job
+from lora_nb.progress.events import JobStatus
 
 __all__ = ["ErrorBanner", "Throttle", "Runner", "one_sentence", "fmt_bytes", "fmt_duration", "css", "image_bytes",
-           "JobLine", "esc", "HTMLStyle", "TextStyle", "CheckboxStyle", "ToggleButtonStyle"]
+           "JobLine", "esc", "HTMLStyle", "TextStyle", "CheckboxStyle", "ToggleButtonStyle", "Presence", "PRESENCE",
+           "ended_text"]
 
 
 def esc(text: Any) -> str:
@@ -95,6 +99,50 @@ class ErrorBanner(W.HTML):
         return wrapped
 
 
+class Presence:
+    """Whether a browser shows this kernel's panels now, from the pings of :class:`~.page.PresencePing`.
+
+    Until the first ping (a panel shown in a notebook without the ping widget, a test) everyone counts
+    as watching. After one, the panels are watched while pings keep arriving (``3 x`` their interval).
+    Periodic redraws (the header, the jobs list, job progress) are skipped while nobody watches, so a
+    kernel whose tab was closed sends nothing and the server's idle culler can shut it down; jobs go on
+    (they belong to their supervisors). Redraws held meanwhile run at the next ping.
+
+    >>> p = Presence(); p.watching()
+    True
+    >>> p.ping(interval=10.0, now=100.0); p.watching(now=125.0), p.watching(now=131.0)
+    (True, False)
+    """
+
+    def __init__(self) -> None:
+        self.timeout: float | None = None
+        self.last = 0.0
+        self._held: "weakref.WeakSet[Throttle]" = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def watching(self, now: float | None = None) -> bool:
+        if self.timeout is None:
+            return True
+        return (time.monotonic() if now is None else now) - self.last <= self.timeout
+
+    def ping(self, interval: float, now: float | None = None) -> None:
+        """A browser showed the panels ``interval`` seconds after its previous ping: redraw what was held."""
+        with self._lock:
+            self.timeout = 3.0 * max(float(interval), 0.1)
+            self.last = time.monotonic() if now is None else now
+            held = list(self._held)
+            self._held.clear()
+        if held:      # redraw off the comm handler's (the kernel's) thread
+            threading.Thread(target=lambda: [t.trigger() for t in held], name="lnb-presence", daemon=True).start()
+
+    def hold(self, throttle: "Throttle") -> None:
+        with self._lock:
+            self._held.add(throttle)
+
+
+PRESENCE = Presence()
+
+
 class Throttle:
     """Call ``fn()`` at most ``rate`` times a second, however often ``trigger()`` is called, from any thread.
 
@@ -139,6 +187,9 @@ class Throttle:
         self._call()
 
     def _call(self) -> None:
+        if not PRESENCE.watching():      # nobody sees it: draw at the next ping instead
+            PRESENCE.hold(self)
+            return
         with self._run_lock:
             self.calls += 1
             try:
@@ -259,14 +310,26 @@ def image_bytes(path: Path | None) -> bytes:
         return b""
 
 
+def ended_text(job: Job, what: str | None = None) -> str:
+    """The sentence a panel shows when ``job`` ended without success: why it failed (its cause sentence, see
+    :func:`lora_nb.jobs.format.failure_cause`), or how it ended."""
+    snap = job.snapshot(check=False)
+    what = what or snap.name
+    if snap.status is JobStatus.FAILED and snap.error:
+        return f"{what} failed: {failure_cause(snap.error)}"
+    return f"{what} ended {snap.status.value}."
+
+
 class JobLine(W.HBox):
-    """A compact live view of one job: progress bar, 'step/total', rate, status. Updated at a bounded rate
-    from the job's follower thread; ``on_final(job)`` runs once when the job ends."""
+    """A compact live view of one job: progress bar, 'step/total', rate, status (with the cause when it failed).
+    Updated at a bounded rate from the job's follower thread; ``on_final(job)`` runs once when the job ends.
+    Hidden until a job is attached."""
 
     def __init__(self, rate: float = 4.0, on_final: Callable[[Job], Any] | None = None) -> None:
         self.bar = css(W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="240px")), "lnb-job-line-bar")
-        self.label = W.HTML("")
+        self.label = css(W.HTML(""), "lnb-job-line-text")
         super().__init__([self.bar, self.label])
+        self.layout.display = "none"
         self.add_class("lnb-job-line")
         self.job: Job | None = None
         self.on_final = on_final
@@ -278,6 +341,7 @@ class JobLine(W.HBox):
         self.detach()
         self.job = job
         self._final_seen = False
+        self.layout.display = ""
         self.refresh()
         self._unsub = job.subscribe(lambda events: self.throttle.trigger())
 

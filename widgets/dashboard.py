@@ -1,8 +1,11 @@
-"""Dashboard: every panel in tabs under the system header. ``Dashboard()`` in a cell, or served by Voila.
+"""Dashboard: every panel in tabs under the system header and the *Try the demo* line. ``Dashboard()`` in a
+cell, or served by Voila.
 
 Panels are wired together: a finished tagging job reloads the caption grid; Start in the
 training panel switches to the Jobs tab and monitors the new run; datasets created in one
-panel appear in the others.
+panel appear in the others; the demo selects its dataset and monitors its run. An invisible
+:class:`~.page.PresencePing` tells the kernel whether a browser shows the page, so a closed
+tab's kernel stops redrawing and can be culled by the server.
 
 >>> import lora_nb, tempfile
 >>> from lora_nb.widgets import Dashboard
@@ -21,10 +24,12 @@ from lora_nb.jobs.manager import Job
 
 from .captions import CaptionGrid
 from .datasets import DatasetPanel
+from .demo import DemoBar
 from .header import SystemHeader
 from .jobs_panel import JobsPanel
 from .lora import LoraPanel
 from .models import ModelsPanel
+from .page import PresencePing
 from .tagging import TaggingPanel
 from .training import TrainingPanel
 
@@ -41,6 +46,8 @@ class Dashboard(W.VBox):
 
         self.ws = ws if ws is not None else lora_nb.Workspace()
         self.header = SystemHeader(self.ws, interval=5.0 if live else 0)
+        self.demo = DemoBar(self.ws, on_started=self._demo_started)
+        self.presence = PresencePing()
         self.datasets = DatasetPanel(self.ws, on_change=self._dataset_changed)
         self.tagging = TaggingPanel(self.ws, on_done=lambda job: self.captions.reload())
         self.captions = CaptionGrid(self.ws)
@@ -54,7 +61,7 @@ class Dashboard(W.VBox):
             self.tabs.set_title(i, t)
         self.tabs.add_class("lnb-tabs")
         self.tabs.observe(self._tab_changed, names="selected_index")
-        super().__init__([self.header, self.tabs])
+        super().__init__([self.header, self.demo, self.tabs, self.presence])
         self.add_class("lnb-dashboard")
 
     def _dataset_changed(self, name: str | None) -> None:
@@ -63,6 +70,10 @@ class Dashboard(W.VBox):
         for panel in (self.tagging, self.training):
             panel.banner.guard(panel.refresh)(name)
         self.captions.banner.guard(self.captions.refresh_datasets)(name)
+
+    def _demo_started(self, result: Any) -> None:
+        self.datasets.banner.guard(self.datasets.refresh)(result.dataset.name)   # the other panels follow (on_change)
+        self._submitted(result.run)
 
     def _submitted(self, job: Job) -> None:
         self.jobs.show(job)

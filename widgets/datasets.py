@@ -24,7 +24,7 @@ from lora_nb.jobs.manager import Job
 
 from lora_nb.errors import InvalidInput, NotFound
 
-from .common import HTMLStyle, ErrorBanner, JobLine, Runner, css, esc, image_bytes
+from .common import HTMLStyle, ErrorBanner, JobLine, Runner, css, ended_text, esc, image_bytes
 
 __all__ = ["DatasetPanel", "Gallery"]
 
@@ -128,9 +128,11 @@ class DatasetPanel(W.VBox):
         self.select = css(W.Dropdown(description="Dataset", options=[]), "lnb-dataset-select")
         self.refresh_button = W.Button(description="Refresh", icon="refresh", layout=W.Layout(width="100px"))
         self.summary = W.HTML("")
-        self.name_box = css(W.Text(placeholder="new dataset name", layout=W.Layout(width="200px")), "lnb-create-name")
+        self.name_box = css(W.Text(description="New dataset", placeholder="new dataset name", style={"description_width": "initial"},
+                                   layout=W.Layout(width="270px")), "lnb-create-name")
         self.create_button = css(W.Button(description="Create", button_style="primary"), "lnb-create-btn")
-        self.rename_box = css(W.Text(placeholder="new name", layout=W.Layout(width="160px")), "lnb-rename-name")
+        self.rename_box = css(W.Text(description="Rename to", placeholder="new name for this dataset",
+                                     style={"description_width": "initial"}, layout=W.Layout(width="270px")), "lnb-rename-name")
         self.rename_button = css(W.Button(description="Rename"), "lnb-rename-btn")
         self.delete_button = css(W.Button(description="Delete", button_style="danger"), "lnb-delete-btn")
         self.source_box = css(W.Text(placeholder="https://…/images.zip, /path/to/archive.zip or /path/to/folder",
@@ -192,6 +194,8 @@ class DatasetPanel(W.VBox):
         self.delete_button.description = "Delete"
         self.report_view.value = ""
         ds = self.dataset
+        for w in (self.rename_box, self.rename_button, self.delete_button, self.report_button):   # nothing to act on
+            w.disabled = ds is None
         if ds is None:
             self.summary.value = "<i>no dataset yet: create one</i>"
             self.gallery.show(None, [])
@@ -269,7 +273,7 @@ class DatasetPanel(W.VBox):
         if job.status is JobStatus.SUCCEEDED:
             self.banner.info(f"Import finished ({job.name}).")
         else:
-            self.banner.error(job.error or f"The import ended {job.status.value}.")
+            self.banner.error(ended_text(job, "The import"))
 
     def _report(self, _: Any = None) -> None:
         ds = self.dataset

@@ -15,7 +15,7 @@ import ipywidgets as W
 
 from lora_nb import Workspace
 
-from .common import esc, one_sentence
+from .common import PRESENCE, esc, one_sentence
 
 __all__ = ["SystemHeader"]
 
@@ -35,7 +35,8 @@ class SystemHeader(W.HTML):
 
     def _loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
-            self.refresh()
+            if PRESENCE.watching():      # a closed tab's kernel stays quiet (and can be culled)
+                self.refresh()
 
     def refresh(self) -> None:
         from lora_nb.system import info, summary

@@ -4,8 +4,10 @@ The monitor subscribes to the job's follower (a background thread that tails the
 the database); its callback only records what arrived and asks a :class:`~.common.Throttle` to
 redraw, so the browser gets at most a few updates a second whatever the job prints. Each frame is
 drawn from one :class:`~lora_nb.jobs.models.JobSnapshot` (one database read), with the text,
-colours and chart made by :mod:`lora_nb.jobs.format`. The log is a bounded ``<pre>`` (the newest
-lines), never an Output widget that grows. Jobs started by another kernel, or before a restart,
+colours and chart made by :mod:`lora_nb.jobs.format`. The log is a bounded ``<pre>`` of the newest
+lines as a person reads them (our tasks' ``@@lora-nb`` protocol lines turned into text), oldest at the
+top and scrolled to the newest at the bottom; never an Output widget that grows. A failed job shows
+its cause sentence (:func:`lora_nb.jobs.format.failure_cause`). Jobs started by another kernel, or before a restart,
 are followed the same way: everything is read from the run folder and the database. The loss
 curve of such a job is rebuilt from its log with the job's parser.
 
@@ -33,7 +35,7 @@ import ipywidgets as W
 from lora_nb import Workspace
 from lora_nb.config.model import TrainingConfig
 from lora_nb.errors import InvalidInput, NotFound
-from lora_nb.jobs.format import bar_fraction, loss_svg, progress_line, status_style
+from lora_nb.jobs.format import bar_fraction, failure_cause, log_lines, loss_svg, progress_line, status_style
 from lora_nb.jobs.manager import Job
 from lora_nb.jobs.models import JobSnapshot
 from lora_nb.progress.events import Event, EventKind, JobStatus
@@ -43,6 +45,7 @@ from .common import ErrorBanner, Runner, Throttle, css, esc, fmt_bytes, image_by
 __all__ = ["JobMonitor", "LossChart", "file_link", "rebuild_loss"]
 
 LOG_LINES = 200          # lines shown in the log view
+LOG_READ = 4 * LOG_LINES # lines read for it (runs of progress lines fold into one)
 MAX_POINTS = 4000        # loss points kept per job (drawn downsampled)
 REBUILD_BYTES = 8 << 20  # the end of a log read to rebuild a loss curve
 _HISTORY: dict[str, collections.deque] = {}   # job id -> (step, loss), kept for the life of the kernel
@@ -124,6 +127,7 @@ class JobMonitor(W.VBox):
         self._unsub: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._artifacts_seen = -1
+        self._stopping: str | None = None      # the job whose Stop is on its way (its info line goes once it ended)
         self.title = css(W.HTML("<i>no job selected</i>"), "lnb-job-title")
         self.bar = css(W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="520px")), "lnb-job-progress")
         self.stats = css(W.HTML(""), "lnb-job-stats")
@@ -141,7 +145,7 @@ class JobMonitor(W.VBox):
         self.rerun_button.on_click(g(self.rerun))
         self.throttle = Throttle(self.render, rate)
         super().__init__([self.title, self.banner, W.HBox([self.bar, self.stop_button, self.resume_button, self.rerun_button]),
-                          self.stats, self.hints_view, self.chart, W.HTML("<b>Log</b> (newest lines)"), self.log_view,
+                          self.stats, self.hints_view, self.chart, W.HTML("<b>Log</b> (the newest lines, newest at the bottom)"), self.log_view,
                           W.HTML("<b>Samples</b>"), self.samples_box, W.HTML("<b>Files</b>"), self.artifacts_view])
         self.add_class("lnb-job-monitor")
         if job is not None:
@@ -155,6 +159,7 @@ class JobMonitor(W.VBox):
         self.detach()
         self.job = job
         self._artifacts_seen = -1
+        self._stopping = None
         self.banner.clear()
         snap = job.snapshot()
         if not _history(job.id) and (snap.progress.step or snap.status.is_final):
@@ -216,12 +221,20 @@ class JobMonitor(W.VBox):
             points = [(p.step, p.loss)]
         if points != self.chart.points:
             self.chart.draw(points)
-        lines = job.log_tail(LOG_LINES)
-        self.log_view.value = ('<pre style="max-height:260px;overflow:auto;font-size:11px;background:#111;color:#ddd;'
-                          'padding:6px;white-space:pre-wrap;margin:0">' + esc("\n".join(lines)) + "</pre>")
+        lines = log_lines(job.log_tail(LOG_READ))[-LOG_LINES:]
+        # column-reverse: the box opens scrolled to its end, so the newest line is what one sees
+        self.log_view.value = ('<div class="lnb-log-box" style="max-height:260px;overflow:auto;display:flex;flex-direction:column-reverse;'
+                               'background:#111"><pre style="font-size:11px;line-height:1.35;color:#ddd;padding:6px;white-space:pre-wrap;margin:0">'
+                               + esc("\n".join(lines)) + "</pre></div>")
         err = snap.error if status is JobStatus.FAILED else None
-        self.hints_view.value = "".join(f'<div style="color:#9a6700">{esc(one_sentence(h))}</div>' for h in snap.hints[-3:]) + (
-            f'<div style="color:#b00020">{esc(one_sentence(err))}</div>' if err else "")
+        cause = failure_cause(err) if err else ""
+        self.hints_view.value = "".join(f'<div style="color:#9a6700">{esc(one_sentence(h))}</div>' for h in snap.hints[-3:]
+                                        if one_sentence(h) != cause) + (
+            f'<div class="lnb-job-cause" style="color:#b00020">{esc(cause)}</div>' if cause else "")
+        if status.is_final and self._stopping == snap.id:
+            self._stopping = None
+            if self.banner.kind == "info":
+                self.banner.clear()
         arts = list(snap.artifacts)
         if len(arts) != self._artifacts_seen or status.is_final:
             self._artifacts_seen = len(arts)
@@ -256,8 +269,9 @@ class JobMonitor(W.VBox):
         if self.job is None:
             raise InvalidInput("No job is selected.", fix="Choose a job in the list first.")
         self.stop_button.disabled = True
-        self.runner.submit(self.job.stop, wait=True, on_done=lambda status: self.throttle.trigger())
+        self._stopping = self.job.id
         self.banner.info("Stopping…")
+        self.runner.submit(self.job.stop, wait=True, on_done=lambda status: self.render())
 
     def _state_dir(self, snap: JobSnapshot | None = None) -> Path | None:
         if snap is None:

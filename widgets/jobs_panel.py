@@ -18,7 +18,7 @@ from lora_nb.errors import InvalidInput
 from lora_nb.jobs.manager import Job
 from lora_nb.progress.events import JobStatus
 
-from .common import ErrorBanner, css
+from .common import PRESENCE, ErrorBanner, css
 from .job_monitor import JobMonitor
 
 __all__ = ["JobsPanel"]
@@ -57,6 +57,8 @@ class JobsPanel(W.VBox):
 
     def _auto(self, interval: float) -> None:
         while not self._stop.wait(interval):
+            if not PRESENCE.watching():  # nobody sees the list: nothing to redraw
+                continue
             try:
                 self.refresh()
             except Exception as e:

@@ -21,7 +21,7 @@ from lora_nb.progress.events import JobStatus
 
 from lora_nb.errors import InvalidInput
 
-from .common import ErrorBanner, JobLine, Runner, css, esc, fmt_bytes
+from .common import ErrorBanner, JobLine, Runner, css, ended_text, esc, fmt_bytes
 
 __all__ = ["LoraPanel"]
 
@@ -57,16 +57,20 @@ class LoraPanel(W.VBox):
         self.verify_button = css(W.Button(description="Verify", icon="check"), "lnb-lora-verify")
         self.verify_view = css(W.HTML(""), "lnb-lora-verify-result")
         self.rank = css(W.BoundedIntText(description="New rank", value=8, min=1, max=1024, layout=W.Layout(width="180px")), "lnb-lora-rank")
-        self.method = W.Dropdown(description="Method", options=[("fixed rank", None), ("sv_ratio", "sv_ratio"), ("sv_fro", "sv_fro"),
-                                                                ("sv_cumulative", "sv_cumulative")], value=None, layout=W.Layout(width="220px"))
-        self.param = W.FloatText(description="Param", value=0.9, layout=W.Layout(width="160px"))
+        # "rank", not None: a Dropdown whose value is None shows nothing at all
+        self.method = css(W.Dropdown(description="Method", options=[("fixed rank", "rank"), ("sv_ratio", "sv_ratio"), ("sv_fro", "sv_fro"),
+                                                                    ("sv_cumulative", "sv_cumulative")], value="rank",
+                                     layout=W.Layout(width="220px")), "lnb-lora-method")
+        self.param = css(W.FloatText(description="Param", value=0.9, disabled=True, layout=W.Layout(width="160px"),
+                                     tooltip="the threshold of the sv_* methods (unused for a fixed rank)"), "lnb-lora-param")
+        self.method.observe(lambda ch: setattr(self.param, "disabled", ch["new"] == "rank"), names="value")
         self.resize_button = css(W.Button(description="Resize", icon="compress"), "lnb-lora-resize")
-        self.resize_line = JobLine(on_final=self._job_done)
+        self.resize_line = css(JobLine(on_final=self._job_done), "lnb-lora-resize-progress")
         self.repo = css(W.Text(description="Repo", placeholder="you/my-lora", layout=W.Layout(width="300px")), "lnb-lora-repo")
         self.private = W.Checkbox(description="private", value=True, indent=False, layout=W.Layout(width="90px"))
         self.token = W.Password(description="Token", placeholder="HF token (else HF_TOKEN / saved login)", layout=W.Layout(width="330px"))
         self.publish_button = css(W.Button(description="Publish", icon="upload"), "lnb-lora-publish")
-        self.publish_line = JobLine(on_final=self._job_done)
+        self.publish_line = css(JobLine(on_final=self._job_done), "lnb-lora-publish-progress")
         for b, fn in ((self.refresh_button, lambda _: self.refresh()), (self.verify_button, self.verify),
                       (self.resize_button, self.resize), (self.publish_button, self.publish)):
             b.on_click(g(fn))
@@ -125,7 +129,7 @@ class LoraPanel(W.VBox):
     def resize(self, _: Any = None) -> Any:
         path = self._path()
         options: dict[str, Any] = {"rank": int(self.rank.value)}
-        if self.method.value:
+        if self.method.value and self.method.value != "rank":
             options.update(method=self.method.value, param=float(self.param.value))
         job = self.L.resize_job(self.ws, path, **options)
         self.resize_line.attach(job)
@@ -149,4 +153,4 @@ class LoraPanel(W.VBox):
             self.banner.info(f"{job.name}: done.")
             self.refresh()
         else:
-            self.banner.error(job.error or f"{job.name} ended {job.status.value}.")
+            self.banner.error(ended_text(job))

@@ -20,7 +20,7 @@ from lora_nb.jobs.manager import Job
 
 from lora_nb.errors import InvalidInput
 
-from .common import ErrorBanner, JobLine, Runner, css, esc, fmt_bytes
+from .common import ErrorBanner, JobLine, Runner, css, ended_text, esc, fmt_bytes
 
 __all__ = ["ModelsPanel"]
 
@@ -37,7 +37,7 @@ class ModelsPanel(W.VBox):
         g = self.banner.guard
         self.table = css(W.HTML(""), "lnb-models-table")
         self.refresh_button = W.Button(description="Refresh", icon="refresh")
-        self.family = W.Dropdown(description="Starters", options=[], layout=W.Layout(width="260px"))
+        self.family = css(W.Dropdown(description="Starters", options=[], layout=W.Layout(width="260px")), "lnb-models-family")
         self.starter = css(W.Dropdown(options=[], layout=W.Layout(width="520px")), "lnb-models-starter")
         self.source = css(W.Text(description="Source", placeholder="hf:owner/repo/file.safetensors, civitai:12345 or https://…",
                                  layout=W.Layout(width="560px")), "lnb-models-source")
@@ -48,6 +48,7 @@ class ModelsPanel(W.VBox):
         self.download_button.on_click(g(self.download))
         self.family.observe(lambda ch: g(self._family)(ch["new"]), names="value")
         self.starter.observe(lambda ch: setattr(self.source, "value", ch["new"] or self.source.value), names="value")
+        self.line.add_class("lnb-models-progress")
         super().__init__([W.HTML("<h3 style='margin:4px 0'>Models</h3>"), self.banner, W.HBox([self.refresh_button]), self.table,
                           W.HTML("<b>Download</b>"), W.HBox([self.family, self.starter]), self.source,
                           W.HBox([self.subfolder, self.download_button]), self.line])
@@ -62,7 +63,7 @@ class ModelsPanel(W.VBox):
             self.download_button.disabled = self.refresh_button.disabled = True
             return
         self.family.options = list(self.starters)
-        self.family.value = None
+        self.family.value = next(iter(self.starters), None)      # both dropdowns show something from the start
         g(self.refresh)()
 
     def _family(self, fam: str | None) -> None:
@@ -98,4 +99,4 @@ class ModelsPanel(W.VBox):
             self.banner.info(f"{job.name}: done.")
             self.refresh()
         else:
-            self.banner.error(job.error or f"{job.name} ended {job.status.value}.")
+            self.banner.error(ended_text(job))

@@ -1,6 +1,8 @@
 """TrainingPanel: a form generated from ``TrainingConfig.ui_schema()`` (basic and advanced sections),
 validation messages next to each field, a live step calculator and time estimate, presets, the
-dataset report, the engine's status with its fix, and Start, which queues the run as a job.
+dataset report, the engine (its status, its folder, an Install button that runs the install job),
+defaults that suit the detected hardware, and Start, which queues the run as a job (its error is
+shown beside it).
 
 >>> import lora_nb, tempfile
 >>> from lora_nb.widgets import TrainingPanel
@@ -12,16 +14,20 @@ True
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import ipywidgets as W
 
 from lora_nb import Workspace
 
-from lora_nb.errors import InvalidInput
+from lora_nb.errors import EngineError, InvalidInput
+from lora_nb.jobs.format import failure_cause
 
-from .common import HTMLStyle, ErrorBanner, Runner, Throttle, css, esc, one_sentence
+from .common import HTMLStyle, ErrorBanner, JobLine, Runner, Throttle, css, ended_text, esc, one_sentence
+from .page import Notice
 
 __all__ = ["TrainingPanel", "Field", "build_field"]
 
@@ -186,6 +192,25 @@ def build_field(name: str, prop: dict[str, Any], choices: dict[str, list[str]] |
     return field
 
 
+_CODE = re.compile(r"`|ws\.settings|settings\.set\(")
+
+
+def engine_problem(status: Any) -> str:
+    """What is wrong with an engine, in words for the panel: each problem's own sentence, without the
+    Python or shell fixes meant for scripts (the panel's Install and Use folder are the fix here)."""
+    sentences = []
+    for problem in status.problems or (f"{status.name} is not installed.",):
+        for sentence in re.split(r"(?<=[.)])\s+(?=[A-Z(])", problem):
+            if sentence and not _CODE.search(sentence):
+                sentences.append(sentence.strip())
+    return " ".join(sentences)
+
+
+def engine_fix(engine: str) -> str:
+    return (f"Press Install {engine} to set it up in the workspace, or type the folder of a working checkout in Engine folder "
+            "and press Use folder.")
+
+
 class TrainingPanel(W.VBox):
     """Configure and start a LoRA training run."""
 
@@ -219,7 +244,23 @@ class TrainingPanel(W.VBox):
         self.cross_error = css(W.HTML(""), "lnb-cross-error")
         self.steps_label = css(W.HTML(""), "lnb-steps")
         self.engine_status = css(W.HTML(""), "lnb-engine-status")
-        self.engine_button = W.Button(description="Check engine", icon="refresh")
+        self.engine_status_value: Any = None
+        self.engine_button = css(W.Button(description="Check engine", icon="refresh"), "lnb-engine-check")
+        self.engine_path = css(W.Text(description="Engine folder", placeholder="the folder of a checkout, e.g. /workspace/sd-scripts",
+                                      style={"description_width": "100px"}, layout=W.Layout(width="520px")), "lnb-engine-path")
+        self.engine_use = css(W.Button(description="Use folder", icon="check", tooltip="save this folder in the workspace settings"),
+                              "lnb-engine-use")
+        self.engine_torch = css(W.Dropdown(description="torch", options=[("CUDA wheels", "cuda"), ("this machine's", "system")],
+                                           value="cuda", style={"description_width": "40px"}, layout=W.Layout(width="200px"),
+                                           tooltip="what the engine's venv uses: PyTorch's CUDA wheels, or the torch already installed here"),
+                                "lnb-engine-torch")
+        self.engine_install = css(W.Button(description="Install", icon="download", button_style="primary"), "lnb-engine-install")
+        self.install_line = css(JobLine(on_final=self._installed), "lnb-engine-install-progress")
+        self.engine_message = css(W.HTML(""), "lnb-engine-message")
+        self.install_job: Any = None
+        self.hardware_note = css(W.HTML(""), "lnb-train-hardware")
+        self.hardware: dict[str, str] = {}
+        self.start_notice = css(Notice(), "lnb-train-start-error")
         self.preset_select = css(W.Dropdown(description="Preset", options=[], style={"description_width": "60px"}), "lnb-preset-select")
         self.preset_load = css(W.Button(description="Load", icon="folder-open"), "lnb-preset-load")
         self.preset_name = css(W.Text(placeholder="preset name", layout=W.Layout(width="180px")), "lnb-preset-name")
@@ -231,8 +272,10 @@ class TrainingPanel(W.VBox):
         self.preset_save.on_click(g(self._save_preset))
         self.report_button.on_click(g(self._report))
         self.engine_button.on_click(g(lambda _: self.check_engine()))
-        self.start_button.on_click(g(self.start))
-        self.fields["engine"].widget.observe(lambda ch: self.banner.guard(self.check_engine)(), names="value")
+        self.engine_use.on_click(self._engine_action(self.use_engine_folder))
+        self.engine_install.on_click(self._engine_action(self.install))
+        self.start_button.on_click(self._start_clicked)
+        self.fields["engine"].widget.observe(lambda ch: self.banner.guard(self._engine_changed)(), names="value")
         self.fields["model_family"].widget.observe(lambda ch: self._family_changed(), names="value")
 
         basic = [f.row for f in self.fields.values() if f.section == "basic"]
@@ -243,14 +286,17 @@ class TrainingPanel(W.VBox):
             W.HTML("<h3 style='margin:4px 0'>Training</h3>"), self.banner,
             W.HBox([self.preset_select, self.preset_load, self.preset_name, self.preset_save]),
             W.HBox([W.HTML("<b>Engine:</b>&nbsp;"), self.engine_status, self.engine_button]),
+            W.HBox([self.engine_path, self.engine_use, self.engine_install, self.engine_torch]),
+            self.install_line, self.engine_message, self.hardware_note,
             self.cross_error, W.VBox(basic), self.advanced,
             W.HBox([W.HTML("<b>Steps:</b>&nbsp;"), self.steps_label]),
-            W.HBox([self.report_button, self.start_button]), self.report_view,
+            W.HBox([self.report_button, self.start_button, self.start_notice]), self.report_view,
         ])
         self.add_class("lnb-training")
         self._family_changed()
         g(self.refresh)(dataset)
-        g(self.check_engine)()
+        g(self._engine_changed)()
+        self.runner.submit(self._detect_hardware, on_done=self._apply_hardware)
 
     # -- choices -------------------------------------------------------------------------
     def _dataset_names(self) -> list[str]:
@@ -276,7 +322,10 @@ class TrainingPanel(W.VBox):
         ds.widget.value = keep if keep in names else (names[0] if names else None)
         for key, paths in self._model_paths().items():
             self.fields[key.split(":", 1)[1]].widget.options = paths
-        self.preset_select.options = self.ws.presets.list()
+        keep_preset = self.preset_select.value
+        presets = self.ws.presets.list()
+        self.preset_select.options = presets
+        self.preset_select.value = keep_preset if keep_preset in presets else (presets[0] if presets else None)
         self._loading = False
         self.validate()
 
@@ -368,6 +417,7 @@ class TrainingPanel(W.VBox):
 
     # -- actions -------------------------------------------------------------------------
     def check_engine(self) -> None:
+        """Check the chosen engine (in the background) and show what to do when it cannot run."""
         from lora_nb.engines import get_engine
 
         name = self.fields["engine"].widget.value
@@ -381,8 +431,101 @@ class TrainingPanel(W.VBox):
             if status.ok:
                 self.engine_status.value = f'<span style="color:#1b5e20">{esc(status.summary())}</span>'
             else:
-                self.engine_status.value = f'<span style="color:#b00020">{esc(status.summary())}</span>'
+                text = f"{engine_problem(status)} {engine_fix(name)}"
+                self.engine_status.value = f'<span style="color:#b00020">{esc(text)}</span>'
+            if not self.engine_path.value.strip() and status.path is not None and Path(status.path).is_dir():
+                self.engine_path.value = str(status.path)
+            running = self.install_job is not None and not self.install_job.status.is_final
+            self.engine_install.disabled = bool(status.ok) or running
         self.runner.submit(work, on_done=show)
+
+    def _engine_changed(self) -> None:
+        from lora_nb.engines.install import SOURCES
+
+        name = self.fields["engine"].widget.value
+        source = SOURCES.get(name)
+        self.engine_install.description = f"Install {name}"
+        self.engine_install.disabled = source is None
+        self.engine_path.value = str(self.ws.settings.get(source.dir_setting) or "") if source is not None else ""
+        self.engine_message.value = ""
+        self.check_engine()
+
+    def _engine_action(self, fn: Callable[[], Any]) -> Callable[[Any], None]:
+        def clicked(_: Any = None) -> None:
+            try:
+                fn()
+            except Exception as e:    # shown beside the engine controls, where the user clicked
+                self.engine_message.value = f'<span class="lnb-error" style="color:#b00020">{esc(one_sentence(e))}</span>'
+        return clicked
+
+    def use_engine_folder(self) -> None:
+        """Save the folder typed in Engine folder as the chosen engine's checkout, then check it."""
+        from lora_nb.engines.install import SOURCES
+
+        name = self.fields["engine"].widget.value
+        text = self.engine_path.value.strip()
+        if not text:
+            raise InvalidInput("No engine folder was typed.", fix=f"Type the folder of a {name} checkout, or press Install {name}.")
+        path = Path(text).expanduser()
+        if not path.is_dir():
+            raise InvalidInput(f"There is no folder {path} on this machine.",
+                               fix="Type the folder of a checkout on the machine that runs the dashboard.")
+        source = SOURCES[name]
+        self.ws.settings.set(source.dir_setting, str(path.resolve()))
+        self.engine_path.value = str(path.resolve())
+        text = f"{name} will run from {path.resolve()}."
+        self.engine_message.value = f'<span class="lnb-info" style="color:#1b5e20">{esc(text)}</span>'
+        self.check_engine()
+
+    def install(self) -> Any:
+        """Queue the install job of the chosen engine (a pinned checkout with its own venv) and show its progress."""
+        from lora_nb.engines.install import install_engine
+
+        name = self.fields["engine"].widget.value
+        try:
+            job = install_engine(self.ws, name, torch=self.engine_torch.value)
+        except EngineError as e:
+            if "already exists" not in e.message:
+                raise
+            raise EngineError(e.message, fix="Type that folder in Engine folder and press Use folder, or move it away and "
+                                             "press Install again.") from None
+        self.install_job = job
+        self.engine_install.disabled = True
+        self.install_line.attach(job)
+        text = f"Installing {name} (job {job.id}): git clone, its own venv, torch and its requirements; this takes minutes."
+        self.engine_message.value = f'<span class="lnb-info" style="color:#1b5e20">{esc(text)}</span>'
+        return job
+
+    def _installed(self, job: Any) -> None:
+        from lora_nb.progress.events import JobStatus
+
+        if job.status is JobStatus.SUCCEEDED:
+            self.engine_message.value = f'<span class="lnb-info" style="color:#1b5e20">{esc(job.name + ": done.")}</span>'
+            self.engine_path.value = ""
+        else:
+            snap = job.snapshot(check=False)
+            text = failure_cause(snap.error) if snap.error else ended_text(job)
+            self.engine_message.value = f'<span class="lnb-error" style="color:#b00020">{esc(text)}</span>'
+        self.check_engine()
+
+    # -- hardware ------------------------------------------------------------------------
+    def _detect_hardware(self) -> list[dict[str, Any]]:
+        from lora_nb.system import gpus
+
+        return gpus()
+
+    def _apply_hardware(self, found: list[dict[str, Any]]) -> None:
+        """Defaults the detected hardware can run (no GPU: AdamW, no mixed precision), for fields still at the
+        schema's default; and one sentence about it (that training needs a GPU, when there is none)."""
+        from lora_nb.system import hardware_note, training_defaults
+
+        self.hardware = training_defaults(found)
+        changed = {k: v for k, v in self.hardware.items()
+                   if k in self.fields and self.fields[k].widget.value == self.fields[k].default and v != self.fields[k].default}
+        if changed:
+            self.set_values(changed)
+        colour = "#9a6700" if not found else "#555"
+        self.hardware_note.value = f'<div style="color:{colour};padding:2px 0">{esc(hardware_note(found))}</div>'
 
     def _load_preset(self, _: Any = None) -> None:
         name = self.preset_select.value
@@ -412,10 +555,19 @@ class TrainingPanel(W.VBox):
         self.runner.submit(ds.report, resolution=cfg.resolution_wh, trigger_words=cfg.trigger_words or None,
                            on_done=lambda r: setattr(self.report_view, "value", report_html(r)))
 
+    def _start_clicked(self, _: Any = None) -> None:
+        """Start, with its error shown beside the button (scrolled into view) as well as in the banner."""
+        try:
+            self.start()
+        except Exception as e:
+            self.start_notice.show(one_sentence(e), "error")
+            self.banner.error(e)
+
     def start(self, _: Any = None) -> Any:
         """Validate, then queue the run (``ws.jobs.submit_training``); returns the Job."""
         from lora_nb.errors import ConfigError
 
+        self.start_notice.clear()
         try:
             cfg = self.config()
             self.job = self.ws.jobs.submit_training(cfg)
@@ -424,7 +576,17 @@ class TrainingPanel(W.VBox):
                 if name in self.fields:
                     self.fields[name].show(msg)
             raise
-        self.banner.info(f"Queued training run '{self.job.name}' (job {self.job.id}); follow it in the Jobs tab.")
+        except EngineError:
+            from lora_nb.engines import get_engine
+
+            status = get_engine(cfg.engine, self.ws).check()
+            if status.ok:
+                raise
+            raise EngineError(f"{cfg.engine} cannot run here: {engine_problem(status)}",
+                              fix="Install it or choose its folder under Engine at the top of this tab.") from None
+        text = f"Queued training run '{self.job.name}' (job {self.job.id}); follow it in the Jobs tab."
+        self.banner.info(text)
+        self.start_notice.show(text, "info")
         if self.on_submit is not None:
             self.on_submit(self.job)
         return self.job

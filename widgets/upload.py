@@ -39,7 +39,8 @@ function render({ model, el }) {
   const cancel = document.createElement("button");
   cancel.textContent = "Cancel";
   cancel.className = "lnb-upload-cancel jupyter-button";
-  cancel.disabled = true;
+  cancel.disabled = true;                 // enabled only while a file is being sent
+  cancel.title = "cancel the upload in progress";
   const bar = document.createElement("progress");
   bar.max = 1; bar.value = 0; bar.className = "lnb-upload-bar";
   const status = document.createElement("span");
@@ -98,6 +99,8 @@ _CSS = """
 .lnb-chunked-upload { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; }
 .lnb-chunked-upload progress { width: 220px; }
 .lnb-chunked-upload .lnb-upload-status { font-size: 12px; color: #555; }
+/* a button element does not look disabled by itself next to ipywidgets' buttons: say it */
+.lnb-chunked-upload .lnb-upload-cancel:disabled { opacity: 0.45; cursor: not-allowed; box-shadow: none; }
 """
 
 

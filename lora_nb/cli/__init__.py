@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "lora_nb.cli.lora",        # lora info|resize|verify|publish
     "lora_nb.cli.models",      # models list|download
     "lora_nb.cli.dashboard",   # dashboard
+    "lora_nb.cli.demo",        # demo
 ]
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..jobs.format import progress_line
+from ..jobs.format import is_progress_marker, marker_text, progress_line
 from ..progress.events import JobStatus
 from ..progress.parsers import TASK_MARKER
 from . import open_workspace as _ws
@@ -72,24 +72,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return follow_log(job, job.log_path.stat().st_size if job.log_path.exists() else 0)
 
 
-def _marker_text(line: str) -> str | None:
-    try:
-        data = json.loads(line[len(TASK_MARKER):])
-    except ValueError:
-        return line
-    event = data.get("event")
-    if event == "progress":
-        step, total, phase = data.get("step"), data.get("total_steps"), data.get("phase")
-        count = f"{step}/{total}" if total else (str(step) if step is not None else "")
-        return f"[{phase or 'progress'}] {count}".rstrip()
-    if event in ("message", "hint"):
-        level = data.get("level", "hint" if event == "hint" else "info")
-        return data.get("text", "") if level == "info" else f"{level}: {data.get('text', '')}"
-    if event == "artifact":
-        return f"{data.get('kind', 'file')}: {data.get('path')}"
-    return None
-
-
 def follow_log(job: "Job", offset: int = 0, out: Any = None) -> int:
     """Print a job's console output from byte ``offset`` until it ends (``\r`` redraws kept); exit code 0 if it succeeded."""
     from ..jobs.lines import LineSplitter
@@ -108,7 +90,7 @@ def follow_log(job: "Job", offset: int = 0, out: Any = None) -> int:
         offset += len(data)
         for text, redraw in splitter.feed(data):
             if text.startswith(TASK_MARKER):   # our own tasks' progress lines, shown as text
-                text, redraw = _marker_text(text), text.startswith(TASK_MARKER + '{"event": "progress"')
+                text, redraw = marker_text(text), is_progress_marker(text)
                 if text is None:
                     continue
             if redraw:

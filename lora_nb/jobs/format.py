@@ -13,14 +13,22 @@ CLI, the compact job line and the job monitor all draw from these, each from one
 'danger'
 >>> fmt_duration(3725)
 '1:02:05'
+>>> failure_cause('The job failed: exit code 1.\\nLast lines:\\n@@lora-nb {"event": "message", "text": "No such model.", "level": "error"}')
+'No such model.'
+>>> log_lines(['@@lora-nb {"event": "progress", "step": 1, "total_steps": 4, "phase": "tagging"}', "done"])
+['[tagging] 1/4', 'done']
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+import json
+import re
+from typing import Iterable, NamedTuple, Sequence
 
 from ..progress.events import JobStatus, Progress
+from ..progress.parsers import TASK_MARKER
 
-__all__ = ["progress_line", "job_line", "status_style", "StatusStyle", "loss_svg", "fmt_duration", "first_sentence"]
+__all__ = ["progress_line", "job_line", "status_style", "StatusStyle", "loss_svg", "fmt_duration", "first_sentence",
+           "failure_cause", "marker_text", "is_progress_marker", "log_lines"]
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -60,6 +68,40 @@ def first_sentence(text: str) -> str:
     return text.strip().splitlines()[0].strip() if text and text.strip() else ""
 
 
+# "The job failed: exit code 1." says nothing a person can act on; the cause is further down
+_GENERIC = re.compile(r"^The job failed(?: with exit code -?\d+)?: (?:exit code -?\d+|unknown reason|killed by signal \d+)\.?$")
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception)\b:? ?.*")
+
+
+def failure_cause(error: str | None) -> str:
+    """The sentence that says why a job failed, from its failure summary (``job.error``).
+
+    The summary's first line when it names the cause ("CUDA out of memory"); when it only gives the exit
+    code, the fix the engine's parser recognised (the summary's second line), else the last error our
+    own tasks reported (an ``@@lora-nb`` message of level error, with its fix), else the last Python
+    exception line of the engine's output, else the first line as it is.
+    """
+    if not error or not error.strip():
+        return ""
+    lines = error.strip().splitlines()
+    head = lines[0].strip()
+    if not _GENERIC.match(head):
+        return head
+    body = lines[1:]
+    if body and body[0].strip() and not body[0].startswith("Last lines:"):
+        return body[0].strip()
+    tail = body[body.index("Last lines:") + 1:] if "Last lines:" in body else body
+    for line in reversed(tail):
+        if line.startswith(TASK_MARKER):
+            data = _marker(line)
+            if data and data.get("event") == "message" and data.get("level") == "error" and data.get("text"):
+                return str(data["text"]).strip()
+    for line in reversed(tail):
+        if _EXCEPTION.match(line.strip()) and not line.startswith(TASK_MARKER):
+            return line.strip()
+    return head
+
+
 def job_line(status: JobStatus, progress: Progress, error: str | None = None) -> str:
     """One line for a job: ``'running · step 12/40 · 1.52 it/s · ETA 0:18'``, with the cause when it failed."""
     parts = [status.value]
@@ -67,8 +109,59 @@ def job_line(status: JobStatus, progress: Progress, error: str | None = None) ->
     if body != status.value:
         parts.append(body)
     if status is JobStatus.FAILED and error:
-        parts.append(first_sentence(error))
+        parts.append(failure_cause(error))
     return " · ".join(parts)
+
+
+def _marker(line: str) -> dict | None:
+    try:
+        data = json.loads(line[len(TASK_MARKER):])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def marker_text(line: str) -> str | None:
+    """What a person reads for one ``@@lora-nb {json}`` line of our own tasks: the message, the progress as
+    ``[phase] 3/10``, the artifact's path; None for lines with nothing to read. Other lines come back as they are."""
+    if not line.startswith(TASK_MARKER):
+        return line
+    data = _marker(line)
+    if data is None:
+        return line
+    event = data.get("event")
+    if event == "progress":
+        step, total, phase = data.get("step"), data.get("total_steps"), data.get("phase")
+        count = f"{step}/{total}" if total else (str(step) if step is not None else "")
+        return f"[{phase or 'progress'}] {count}".rstrip()
+    if event in ("message", "hint"):
+        level = data.get("level", "hint" if event == "hint" else "info")
+        return data.get("text", "") if level == "info" else f"{level}: {data.get('text', '')}"
+    if event == "artifact":
+        return f"{data.get('kind', 'file')}: {data.get('path')}"
+    return None
+
+
+def is_progress_marker(line: str) -> bool:
+    return line.startswith(TASK_MARKER + '{"event": "progress"')
+
+
+def log_lines(lines: Iterable[str]) -> list[str]:
+    """A log's lines as a person reads them: our tasks' protocol lines turned into text (:func:`marker_text`),
+    and each run of progress lines folded into its last one (a terminal redraws them in place)."""
+    out: list[str] = []
+    last_was_progress = False
+    for line in lines:
+        progress = is_progress_marker(line)
+        text = marker_text(line)
+        if text is None:
+            continue
+        if progress and last_was_progress and out:
+            out[-1] = text
+        else:
+            out.append(text)
+        last_was_progress = progress
+    return out
 
 
 class StatusStyle(NamedTuple):

@@ -55,3 +55,29 @@ def test_demo_run_needs_the_dataset(ws):
     with pytest.raises(LoraNbError, match="nope"):
         demo.submit_demo_run(ws, dataset="nope")
     assert ws.jobs.list() == []
+
+
+def test_start_demo_tags_then_runs_and_never_overwrites(ws):
+    seen = []
+    result = demo.start_demo(ws, n=4, size=(64, 64), epochs=1, steps_per_epoch=2, seconds_per_step=0.01, on_job=seen.append)
+    assert result.dataset.name == "demo" and result.tagging.status is JobStatus.SUCCEEDED and seen == [result.tagging, result.run]
+    assert all(i.caption.startswith("lnbdemo, ") for i in result.dataset.images())
+    assert result.run.wait(60) is JobStatus.SUCCEEDED
+    assert demo.free_name(ws) == "demo-2"
+
+
+def test_lora_nb_demo_command(ws, capsys):
+    from lora_nb.cli import main
+
+    rc = main(["-w", str(ws.root), "demo", "--images", "4", "--size", "64", "--epochs", "1", "--steps-per-epoch", "3",
+               "--seconds-per-step", "0.01"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "Tagging 'demo' with the local tagger" in out and "succeeded]" in out and "@@lora-nb" not in out
+    runs = [j for j in ws.jobs.list() if j.meta.get("demo")]
+    assert len(runs) == 1 and runs[0].status is JobStatus.SUCCEEDED
+    assert next(j for j in ws.jobs.list() if j.name == "tag demo").status is JobStatus.SUCCEEDED
+    assert all(i.caption.startswith("lnbdemo, ") for i in ws.datasets.get("demo").images())
+    rc = main(["-w", str(ws.root), "demo", "--images", "2", "--size", "64", "--no-follow"])
+    assert rc == 0 and "lora-nb jobs logs -f" in capsys.readouterr().out and "demo-2" in ws.datasets
+    next(j for j in ws.jobs.list() if j.meta.get("demo") and j.id != runs[0].id).stop(grace=2)

@@ -1,7 +1,9 @@
 """`lora-nb dashboard`: the Voila command it builds (pure), and the real server: it answers on loopback,
-serves run outputs but not the database or dot-folders, and a SIGTERM ends it with its kernels."""
+serves run outputs but not the database or dot-folders, starts without a warning, and a SIGTERM ends it
+with its kernels. The package builds without a deprecation warning (what `scripts/dashboard.sh` does first)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,6 +12,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+
+from pathlib import Path
 
 import psutil
 import pytest
@@ -34,9 +38,23 @@ def test_public_address_needs_a_token(tmp_path):
     for public in ("example.com", "192.168.1.5", "::"):
         with pytest.raises(ConfigError, match="without a token"):
             voila_command(tmp_path, 8866, public, None, False)
+    # list and dict settings go in a config file (traitlets deprecates them as command-line literals)
+    assert not any("[" in a or "{" in a for a in argv), argv
+    config_dir = tmp_path / ".lora-nb" / "config"
+    paths = [a for a in argv if a.startswith("--Voila.config_file_paths=")]
+    assert paths[0] == f"--Voila.config_file_paths={config_dir}"          # ours first: it wins over a user's voila.json
+    config = json.loads((config_dir / "voila.json").read_text())
     # slow kernels (a busy box) still deliver the dashboard cell's output; large upload slices are allowed
-    assert "--VoilaExecutor.iopub_timeout=60" in argv
-    assert any("websocket_max_message_size" in a for a in argv)
+    assert config["VoilaExecutor"]["iopub_timeout"] == 60
+    assert config["Voila"]["tornado_settings"]["websocket_max_message_size"] == 100 * 2**20
+    assert config["VoilaConfiguration"]["file_denylist"] == [r"(^|.*/)\..*", r".*\.db.*"]
+    # kernels whose page is gone are culled; open pages (connected) and running cells (busy) are not
+    assert config["MappingKernelManager"] == {"cull_idle_timeout": 900, "cull_interval": 60, "cull_connected": False, "cull_busy": False}
+    argv, env = voila_command(tmp_path, 8866, "127.0.0.1", None, False, cull_idle=12, cull_interval=2)
+    assert json.loads((config_dir / "voila.json").read_text())["MappingKernelManager"]["cull_idle_timeout"] == 12
+    assert float(env["LORA_NB_PING_SECONDS"]) == 2.0                  # the page pings six times per idle period
+    with pytest.raises(ConfigError, match="cull times"):
+        voila_command(tmp_path, 8866, "127.0.0.1", None, False, cull_idle=0)
 
 
 def _port() -> int:
@@ -50,8 +68,9 @@ def test_server_serves_outputs_not_the_database_and_stops_cleanly(ws):
     out.mkdir(parents=True)
     (out / "alice.safetensors").write_bytes(b"lora bytes")
     port = _port()
+    log = open(ws.root / "dashboard.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "lora_nb.cli", "-w", str(ws.root), "dashboard", "--port", str(port), "--no-browser"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -71,7 +90,22 @@ def test_server_serves_outputs_not_the_database_and_stops_cleanly(ws):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+        log.close()
+    output = (ws.root / "dashboard.log").read_text()
+    assert "Voil" in output and "Warning" not in output and "deprecated" not in output.lower(), output
     time.sleep(1)
     leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(ws.root) in " ".join(p.info["cmdline"] or []) and p.is_running()
                  and p.status() != psutil.STATUS_ZOMBIE]
     assert leftovers == []
+
+
+def test_the_package_builds_without_a_deprecation_warning(tmp_path):
+    """setuptools warns (with a deadline) about a `project.license` table and license classifiers: the build says nothing of it."""
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(repo)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    assert list(tmp_path.glob("lora_nb-*.whl"))
+    warned = [line for line in text.splitlines() if "eprecat" in line]
+    assert warned == []

@@ -88,7 +88,9 @@ def test_presets_save_and_load(ws, model_file):
 def test_engine_status_shows_the_fix(ws, standin_kohya):
     ws.settings.set("kohya_dir", str(ws.root / "missing-sd-scripts"))
     p = _panel(ws)
-    assert "lora-nb engines install kohya" in p.engine_status.value
+    # the fix is what to do in the panel (Install, or a folder and Use folder), not a Python call or a shell command
+    assert "Press Install kohya" in p.engine_status.value and "Use folder" in p.engine_status.value
+    assert "ws.settings" not in p.engine_status.value and "`" not in p.engine_status.value
     ws.settings.set("kohya_dir", str(standin_kohya))
     p.engine_button.click()
     p.runner.idle()
