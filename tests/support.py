@@ -3,6 +3,8 @@
 real supervisors and real SQLite."""
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -11,6 +13,18 @@ import psutil
 import pytest
 
 STANDIN = str(Path(__file__).resolve().parent / "standin_engine.py")
+REPO = Path(__file__).resolve().parent.parent
+# Debian's Chromium, never a browser a tool downloads; without the networking flags it calls out at every start
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+BROWSER_ARTIFACTS = Path(os.environ.get("LORA_NB_TEST_ARTIFACTS", REPO / "test-artifacts")) / "browser"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def standin(*args: str) -> list[str]:

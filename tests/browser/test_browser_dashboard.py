@@ -27,22 +27,14 @@ from PIL import Image
 import lora_nb
 from lora_nb import TrainingConfig
 from lora_nb.progress.events import JobStatus
-from support import wait_for
+from support import BROWSER_ARTIFACTS, CHROMIUM_ARGS, free_port, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed (apt-get install chromium)")]
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_AITOOLKIT = REPO / "tests" / "engines" / "fake_aitoolkit"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
-ARTIFACTS = Path(os.environ.get("LORA_NB_TEST_ARTIFACTS", REPO / "test-artifacts")) / "browser"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+ARTIFACTS = BROWSER_ARTIFACTS
 
 
 @pytest.fixture(scope="module")

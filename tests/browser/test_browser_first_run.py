@@ -28,23 +28,15 @@ import pytest
 import lora_nb
 import lora_nb.system
 from lora_nb.progress.events import JobStatus
-from support import standin, wait_for
+from support import BROWSER_ARTIFACTS, CHROMIUM_ARGS, free_port, standin, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed (apt-get install chromium)")]
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
-ARTIFACTS = Path(os.environ.get("LORA_NB_TEST_ARTIFACTS", REPO / "test-artifacts")) / "browser"
+ARTIFACTS = BROWSER_ARTIFACTS
 CULL_IDLE = 8          # seconds: short, so the test sees a closed tab's kernel go
 TABS = ["Datasets", "Tagging", "Captions", "Training", "Jobs", "LoRA tools", "Models"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
