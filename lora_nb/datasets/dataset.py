@@ -153,7 +153,7 @@ class Dataset:
     # -- listing ---------------------------------------------------------------------
     def _walk(self):
         for dirpath, dirnames, filenames in os.walk(self.path, followlinks=False):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            dirnames[:] = [d for d in dirnames if not listing.skipped_dir(d)]
             yield dirpath, dirnames, [f for f in filenames if not f.startswith(".")]
 
     @property

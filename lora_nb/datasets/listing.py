@@ -57,6 +57,16 @@ class _Listing:
         return True
 
 
+# folders trainers write beside the images (ai-toolkit's latent, text-embedding and CLIP-vision caches):
+# never part of the dataset
+ENGINE_CACHE_DIRS = frozenset({"_latent_cache", "_t_e_cache", "_clip_vision_cache"})
+
+
+def skipped_dir(name: str) -> bool:
+    """A folder inside a dataset that holds no training images: hidden (ours, ``.lora-nb``) or an engine's cache."""
+    return name[:1] == "." or name in ENGINE_CACHE_DIRS
+
+
 def _scan(root: str) -> _Listing:
     racy_after = time.time_ns() - RACY_NS
     images: list[str] = []
@@ -89,7 +99,7 @@ def _scan(root: str) -> _Listing:
                         images.append(e.path)
                 elif ext in captions:
                     captions[ext] += 1
-                elif e.is_dir(follow_symlinks=False):
+                elif e.is_dir(follow_symlinks=False) and name not in ENGINE_CACHE_DIRS:
                     stack.append(e.path)
     return _Listing(images, captions, folders, reusable)
 

@@ -89,3 +89,24 @@ def test_caption_extension_detection_uses_the_listing(ws):
         (ds.path / f"{n}.caption").write_text("x")
     (ds.path / "0.txt").write_text("x")
     assert ws.datasets.get("d").caption_extension == ".caption"
+
+
+def test_an_engines_cache_folders_are_not_part_of_the_dataset(ws):
+    """ai-toolkit writes _latent_cache/, _t_e_cache/ (and .aitk_size.json) beside the images it trains on:
+    they are neither listed as images nor reported as stray files."""
+    import io
+
+    from PIL import Image
+
+    ds = ws.datasets.create("aitk")
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buf, "PNG")
+    ds.add_images([("a.png", buf.getvalue()), ("a.txt", b"alice")])
+    for cache in ("_latent_cache", "_t_e_cache"):
+        (ds.path / cache).mkdir()
+        (ds.path / cache / "a_0.safetensors").write_bytes(b"x" * 10)
+        (ds.path / cache / "b.png").write_bytes(buf.getvalue())        # an image-looking file in a cache is not an image
+    (ds.path / ".aitk_size.json").write_text("{}")
+    assert [p.name for p in ds.image_paths()] == ["a.png"]
+    rep = ds.report(resolution=64)
+    assert rep.other_files == [] and "neither an image nor a caption" not in str(rep)
