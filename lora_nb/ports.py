@@ -45,7 +45,8 @@ class JobSubmitter(Protocol):
     """Queues work as jobs (``ws.jobs`` is one). Domain code submits; it never runs long work itself."""
 
     def submit_task(self, task: str, params: dict[str, Any], name: str | None = None, uses_gpu: bool = False,
-                    env: dict[str, str] | None = None, meta: dict[str, Any] | None = None) -> JobHandle: ...
+                    env: dict[str, str] | None = None, meta: dict[str, Any] | None = None,
+                    gpus: int | None = None) -> JobHandle: ...
 
     def submit_command(self, argv: Sequence[str], name: str | None = None, cwd: Any = None,
                        env: dict[str, str] | None = None, parser: str = "plain", **kwargs: Any) -> JobHandle: ...

@@ -26,7 +26,8 @@ __all__ = ["Settings", "DEFAULTS", "looks_secret"]
 MIGRATIONS = ["CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)"]
 
 DEFAULTS: dict[str, Any] = {
-    "gpu_slots": 1,                 # how many jobs may run at once (ws.jobs.max_concurrent)
+    "gpu_slots": 1,                 # GPU jobs at once where no GPU is found and gpu_devices is unset
+    "gpu_devices": None,            # device index of every GPU slot ([0, 1]); None: the GPUs NVML finds
     "kohya_dir": None,              # sd-scripts checkout; else $LORA_NB_KOHYA_DIR, else <ws>/engines/sd-scripts
     "kohya_python": None,           # its Python; else <kohya_dir>/venv or .venv, else this Python
     "aitoolkit_dir": None,          # ai-toolkit checkout; else $LORA_NB_AITOOLKIT_DIR, else <ws>/engines/ai-toolkit

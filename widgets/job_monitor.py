@@ -315,7 +315,7 @@ class JobMonitor(W.VBox):
             return self._started(self.ws.jobs.submit_training(self._config()))
         new = self.ws.jobs.submit_command(snap.argv, name=snap.name, cwd=snap.cwd, env=snap.env, parser=snap.parser,
                                           parser_options=snap.parser_options, kind=snap.kind, meta=snap.meta,
-                                          uses_gpu=snap.uses_gpu)
+                                          gpus=snap.gpus)
         return self._started(new)
 
     def _started(self, job: Job) -> Job:

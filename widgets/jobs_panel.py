@@ -19,6 +19,7 @@ from lora_nb.jobs.manager import Job
 from lora_nb.progress.events import JobStatus
 
 from .common import PRESENCE, ErrorBanner, css
+from .gpu_slots import GpuSlotsBox
 from .job_monitor import JobMonitor
 
 __all__ = ["JobsPanel"]
@@ -40,6 +41,7 @@ class JobsPanel(W.VBox):
         self.empty_note = W.HTML("")
         self.delete_button = css(W.Button(description="Delete finished job", icon="trash"), "lnb-jobs-delete")
         self.monitor = JobMonitor(self.ws, on_new_job=lambda job: self.refresh(select=job.id))
+        self.slots = GpuSlotsBox(self.ws, self.banner)
         self.refresh_button.on_click(g(lambda _: self.refresh()))
         self.delete_button.on_click(g(self._delete))
         self.filter.observe(lambda ch: g(self.refresh)(), names="value")
@@ -48,8 +50,8 @@ class JobsPanel(W.VBox):
         self._refresh_lock = threading.RLock()
         self._updating = False
         super().__init__([W.HTML("<h3 style='margin:4px 0'>Jobs</h3>"), self.banner,
-                          W.HBox([self.filter, self.refresh_button, self.delete_button]), self.empty_note, self.table,
-                          self.monitor])
+                          W.HBox([self.filter, self.refresh_button, self.delete_button]), self.slots, self.empty_note,
+                          self.table, self.monitor])
         self.add_class("lnb-jobs")
         g(self.refresh)()
         if auto_refresh:
@@ -81,7 +83,9 @@ class JobsPanel(W.VBox):
         for snap in reversed(self.ws.jobs.snapshots(status=want)):       # newest first, one read
             frac = snap.progress.fraction
             pct = f" {frac:.0%}" if frac is not None and snap.status is JobStatus.RUNNING else ""
-            options.append((f"{snap.status.value:<9} {snap.name}  ·  {snap.kind}  ·  {snap.id}{pct}", snap.id))
+            gpu = f"  ·  GPU {','.join(map(str, snap.devices))}" if snap.devices and snap.is_active else ""
+            options.append((f"{snap.status.value:<9} {snap.name}  ·  {snap.kind}  ·  {snap.id}{pct}{gpu}", snap.id))
+        self.slots.refresh()
         self.empty_note.value = "" if options else "<i>no jobs yet: tagging, imports, downloads and training runs appear here</i>"
         keep = select or self.table.value
         ids = [v for _, v in options]

@@ -112,6 +112,24 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_slots(args: argparse.Namespace) -> int:
+    ws = _ws(args)
+    if args.set is not None:
+        ws.jobs.set_gpu_slots(args.set)
+    elif args.count is not None:
+        ws.jobs.max_concurrent = args.count
+    elif args.auto:
+        ws.jobs.set_gpu_slots(None)
+    rows = ws.jobs.slot_usage()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        holder = f"{row['job']} {row['name']}" if row["job"] else "free"
+        print(f"slot {row['slot']}  GPU {row['device']}  {holder}")
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     argv = list(args.argv)
     if argv and argv[0] == "--":
@@ -124,8 +142,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
             raise JobError(f"'{item}' is not KEY=VALUE.", fix="Write --env NAME=value.")
         env[key] = value
-    job = _ws(args).jobs.submit_command(argv, name=args.name, cwd=args.cwd, env=env, parser=args.parser,
-                                        uses_gpu=not args.no_gpu)
+    gpus = 0 if args.no_gpu else args.gpus
+    job = _ws(args).jobs.submit_command(argv, name=args.name, cwd=args.cwd, env=env, parser=args.parser, gpus=gpus)
     print(job.id)
     if args.wait:
         status = job.wait()
@@ -165,7 +183,16 @@ def register(sub: Any) -> None:
     q.add_argument("--cwd")
     q.add_argument("--env", action="append", metavar="KEY=VALUE")
     q.add_argument("--parser", default="plain")
-    q.add_argument("--no-gpu", action="store_true", help="do not wait for a GPU slot")
+    q.add_argument("--gpus", type=int, default=1, metavar="N", help="GPU slots the job holds (default 1; it sees only those devices)")
+    q.add_argument("--no-gpu", action="store_true", help="hold no GPU slot: start at once, see no GPU (same as --gpus 0)")
     q.add_argument("--wait", action="store_true", help="wait for the job to end; exit 0 if it succeeded")
     q.add_argument("argv", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_submit)
+
+    q = jsub.add_parser("slots", help="the GPU slots jobs are pinned to; --set 0,1 / --count N / --auto to change them")
+    g = q.add_mutually_exclusive_group()
+    g.add_argument("--set", metavar="DEVICES", help="device index of every slot, e.g. 0,1 (repeat one to share a card: 0,0)")
+    g.add_argument("--count", type=int, metavar="N", help="N slots, laid round-robin over the GPUs found")
+    g.add_argument("--auto", action="store_true", help="one slot per GPU that NVML finds (the default)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_slots)

@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, EngineError
 from .base import Artifact, LaunchPlan
 from .checkout import CONSOLE_ENV, CheckoutEngine
 
@@ -223,6 +223,9 @@ class AIToolkitEngine(CheckoutEngine):
         from .kohya import dataset_subsets
 
         self.require_own(cfg)
+        if cfg.num_processes > 1:
+            raise EngineError(f"ai-toolkit's run.py trains on one GPU, so num_processes={cfg.num_processes} cannot run.",
+                              fix="Set num_processes to 1, or train on several GPUs with engine='kohya'.")
         check_model_folder(cfg.pretrained_model_name_or_path, cfg.model_family)
         est = steps(cfg, self.ws)
         total = est.total_steps

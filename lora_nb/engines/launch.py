@@ -150,7 +150,8 @@ def submit_training(ws: "TrainingHome", cfg: "TrainingConfig") -> "JobHandle":
                 "output_name": cfg.output_name, "expected_steps": est.total_steps, "engine_commit": status.version,
                 "files": {k: str(v) for k, v in plan.files.items()}}
         return ws.jobs.submit_command(plan.argv, name=cfg.output_name, cwd=plan.cwd, env=plan.env, parser=plan.parser,
-                                      parser_options=plan.parser_options, kind="training", meta=meta, job_id=job_id)
+                                      parser_options=plan.parser_options, kind="training", meta=meta, job_id=job_id,
+                                      gpus=cfg.num_processes)
     except Exception:
         if ws.store.query("SELECT 1 FROM jobs WHERE id=?", (job_id,)) == []:
             shutil.rmtree(run_dir, ignore_errors=True)

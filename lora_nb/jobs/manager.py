@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ..errors import JobError, NotFound
 from ..settings import looks_secret
 from ..progress.events import Event, JobStatus, Progress
-from . import records, scheduler
+from . import records, scheduler, slots
 from .models import JobSnapshot, JobSpec, SubmitRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -241,15 +241,47 @@ class JobManager:
 
     # -- settings ------------------------------------------------------------
     @property
+    def gpu_slots(self) -> list[int]:
+        """The device index of every GPU slot, in slot order (see :mod:`lora_nb.jobs.slots`).
+
+        >>> ws.jobs.gpu_slots                     # doctest: +SKIP
+        [0, 1]
+        """
+        return list(slots.slot_devices(self.home.settings))
+
+    def set_gpu_slots(self, devices: Sequence[int] | str | None) -> list[int]:
+        """Pin jobs to these device indices (``[0, 1]``, ``"0,1"``; repeat one to share a card), or ``None``
+        to go back to the GPUs NVML finds. Queued jobs that now fit start at once. Returns the slots."""
+        if devices is None:
+            self.home.settings.set("gpu_devices", None)
+        else:
+            self.home.settings.set("gpu_devices", slots.check_devices(devices))
+        scheduler.kick(self.home)
+        return self.gpu_slots
+
+    def slot_usage(self) -> list[dict[str, Any]]:
+        """Every GPU slot: ``{"slot", "device", "job", "name"}``, ``job``/``name`` None when the slot is free."""
+        holders = {s: j for j in self.snapshots(status=list(records.ACTIVE)) for s in j.slots}
+        return [{"slot": i, "device": d, "job": holders[i].id if i in holders else None,
+                 "name": holders[i].name if i in holders else None} for i, d in enumerate(self.gpu_slots)]
+
+    @property
     def max_concurrent(self) -> int:
-        """How many GPU jobs may run at once (persisted; default 1)."""
-        return int(self.home.settings.get("gpu_slots") or 1)
+        """How many GPU jobs may run at once: the number of GPU slots (persisted; default: one per GPU, else 1)."""
+        return len(self.gpu_slots)
 
     @max_concurrent.setter
     def max_concurrent(self, value: int) -> None:
-        if not isinstance(value, int) or value < 1 or value > 64:
-            raise JobError(f"max_concurrent must be a whole number from 1 to 64, not {value!r}.", fix="Set it to the number of GPUs to use at once.")
-        self.home.settings.set("gpu_slots", value)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value > slots.MAX_SLOTS:
+            raise JobError(f"max_concurrent must be a whole number from 1 to {slots.MAX_SLOTS}, not {value!r}.",
+                           fix="Set it to the number of GPU jobs to run at once.")
+        from ..nvml import device_indices
+
+        known = self.home.settings.get("gpu_devices") or device_indices()
+        if known:   # real devices: that many slots laid round-robin over them
+            self.home.settings.set("gpu_devices", slots.spread(known, value))
+        else:
+            self.home.settings.set("gpu_slots", value)
         scheduler.kick(self.home)
 
     # -- submitting ----------------------------------------------------------
@@ -268,8 +300,12 @@ class JobManager:
     def submit_command(self, argv: Sequence[str], name: str | None = None, cwd: str | os.PathLike[str] | None = None,
                        env: dict[str, str] | None = None, parser: str = "plain", parser_options: dict[str, Any] | None = None,
                        kind: str = "command", meta: dict[str, Any] | None = None, job_id: str | None = None,
-                       uses_gpu: bool = True) -> Job:
+                       uses_gpu: bool = True, gpus: int | None = None) -> Job:
         """Queue any command as a job; it starts when a GPU slot is free (``uses_gpu=False``: at once).
+
+        ``gpus``: how many GPU slots it holds (a multi-GPU run: its process count); default 1, or 0
+        with ``uses_gpu=False``. It runs with ``CUDA_VISIBLE_DEVICES`` set to the devices it was given
+        (a job that holds none sees no GPU).
 
         Secret-looking environment values (tokens) are never stored: a job that has
         any starts at once, taking them from this process.
@@ -278,9 +314,17 @@ class JobManager:
 
         run_dir = self.home.runs_dir / job_id if job_id else None
         try:
+            gpus = (1 if uses_gpu else 0) if gpus is None else gpus
+            if not isinstance(gpus, int) or isinstance(gpus, bool) or not 0 <= gpus <= slots.MAX_SLOTS:
+                raise JobError(f"gpus must be a whole number from 0 to {slots.MAX_SLOTS}, not {gpus!r}.",
+                               fix="Pass how many GPUs the job uses (0 for none).")
+            have = slots.distinct_count(self.gpu_slots)
+            if gpus > have:
+                raise JobError(f"The job needs {gpus} GPUs but this workspace's slots are on {have} device{'s' * (have != 1)}.",
+                               fix="Ask for fewer GPUs (num_processes), or list more devices with ws.jobs.set_gpu_slots([...]).")
             req = SubmitRequest(argv=list(map(str, argv)), name=name, cwd=str(cwd) if cwd is not None else os.getcwd(),
                                 env=dict(env or {}), parser=parser, parser_options=parser_options or {}, kind=kind,
-                                meta=meta or {}, uses_gpu=uses_gpu)
+                                meta=meta or {}, gpus=gpus)
             if not req.argv:
                 raise JobError("The command is empty.", fix="Pass the program and its arguments as a list, e.g. ['python', 'train.py'].")
             if req.cwd is not None and not Path(req.cwd).is_dir():
@@ -308,9 +352,9 @@ class JobManager:
         assert run_dir is not None
         if not run_dir.is_dir():
             raise JobError(f"The run folder of job {job_id} does not exist.", fix="Get a job id and folder from ws.jobs.reserve() first.")
-        spec = JobSpec(**req.model_dump(exclude={"name", "env", "uses_gpu"}), id=job_id, workspace=str(self.home.root),
+        spec = JobSpec(**req.model_dump(exclude={"name", "env", "gpus"}), id=job_id, workspace=str(self.home.root),
                        name=req.name or Path(req.argv[0]).name, env=public_env, secret_env_keys=sorted(secret_env),
-                       uses_gpu=req.uses_gpu and not secret_env)
+                       gpus=0 if secret_env else req.gpus)
         spec.write(run_dir)
         now = time.time()
         with self.home.store.transaction() as c:
@@ -324,7 +368,7 @@ class JobManager:
         return Job(self, job_id)
 
     def submit_task(self, task: str, params: dict[str, Any], name: str | None = None, uses_gpu: bool = False,
-                    env: dict[str, str] | None = None, meta: dict[str, Any] | None = None) -> Job:
+                    env: dict[str, str] | None = None, meta: dict[str, Any] | None = None, gpus: int | None = None) -> Job:
         """Run one of our own tasks: ``python -m lora_nb.tasks.<task> <run_dir>/task.json``."""
         import importlib.util
 
@@ -347,7 +391,7 @@ class JobManager:
         try:
             return self.submit_command([sys.executable, "-m", f"lora_nb.tasks.{task}", str(run_dir / "task.json")],
                                        name=name or task, parser="task", kind=task, meta=dict(meta or {}, task=task),
-                                       job_id=job_id, uses_gpu=uses_gpu, env=env, cwd=str(run_dir))
+                                       job_id=job_id, uses_gpu=uses_gpu, gpus=gpus, env=env, cwd=str(run_dir))
         except Exception:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise

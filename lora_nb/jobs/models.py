@@ -11,7 +11,7 @@
   snapshot each.
 
 >>> spec = JobSpec(id="20261202-120000-ab12", workspace="/w", name="hello", argv=["echo", "hi"])
->>> spec.row()["argv"], spec.row()["uses_gpu"]
+>>> spec.row()["argv"], spec.row()["gpus"]
 ('["echo", "hi"]', 1)
 >>> JobSpec.model_validate_json(spec.model_dump_json()) == spec
 True
@@ -28,7 +28,7 @@ from ..progress.events import JobStatus, Progress
 
 __all__ = ["SubmitRequest", "JobSpec", "JobSnapshot", "JSON_COLUMNS"]
 
-JSON_COLUMNS = ("argv", "env", "parser_options", "meta", "progress")   # stored as JSON text in the row
+JSON_COLUMNS = ("argv", "env", "parser_options", "meta", "progress", "slots", "devices")   # stored as JSON text in the row
 
 
 class SubmitRequest(BaseModel):
@@ -44,7 +44,7 @@ class SubmitRequest(BaseModel):
     parser_options: dict[str, Any] = Field(default_factory=dict)
     kind: str = "command"
     meta: dict[str, Any] = Field(default_factory=dict)
-    uses_gpu: bool = True
+    gpus: int = Field(1, ge=0, le=64, description="GPU slots the job holds while it runs (0: none, it starts at once).")
 
 
 class JobSpec(SubmitRequest):
@@ -66,7 +66,8 @@ class JobSpec(SubmitRequest):
         for key in JSON_COLUMNS:
             if key in out:
                 out[key] = json.dumps(out[key])
-        out["uses_gpu"] = int(self.uses_gpu)
+        out["gpus"] = self.gpus
+        out["uses_gpu"] = int(self.gpus > 0)   # the column of schema 1, kept for older readers
         return out
 
     @classmethod
@@ -93,7 +94,9 @@ class JobSnapshot(BaseModel):
     parser: str = "plain"
     parser_options: dict[str, Any] = Field(default_factory=dict)
     meta: dict[str, Any] = Field(default_factory=dict)
-    uses_gpu: bool = True
+    gpus: int = 1
+    slots: list[int] = Field(default_factory=list)     # the GPU slots it holds (claimed by the scheduler)
+    devices: list[int] = Field(default_factory=list)   # their device indices: its CUDA_VISIBLE_DEVICES
     run_dir: Path
     created_at: float
     claimed_at: float | None = None
@@ -119,6 +122,10 @@ class JobSnapshot(BaseModel):
     @property
     def log_path(self) -> Path:
         return self.run_dir / "log"
+
+    @property
+    def uses_gpu(self) -> bool:
+        return self.gpus > 0
 
     @property
     def is_active(self) -> bool:

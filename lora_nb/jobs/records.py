@@ -58,6 +58,13 @@ MIGRATIONS = [
     );
     CREATE INDEX job_events_job ON job_events(job_id, id);
     """,
+    # 2: GPU slots are devices: how many a job holds, which slots and which device indices it was given
+    """
+    ALTER TABLE jobs ADD COLUMN gpus INTEGER NOT NULL DEFAULT 1;
+    UPDATE jobs SET gpus = uses_gpu;
+    ALTER TABLE jobs ADD COLUMN slots TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE jobs ADD COLUMN devices TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 ACTIVE = (JobStatus.STARTING.value, JobStatus.RUNNING.value)
@@ -79,7 +86,7 @@ def snapshot_from_row(row: Sequence[Any]) -> JobSnapshot:
     """The one place a row becomes a :class:`JobSnapshot`."""
     d = dict(zip(_COLUMNS, row))
     for key in JSON_COLUMNS:
-        d[key] = json.loads(d[key]) if d[key] else ({} if key != "argv" else [])
+        d[key] = json.loads(d[key]) if d[key] else ([] if key in ("argv", "slots", "devices") else {})
     artifacts: dict[str, dict[str, Any]] = {}
     hints: list[str] = []
     for _, kind, data in sorted(json.loads(row[len(_COLUMNS)] or "[]"), key=lambda e: e[0]):

@@ -2,13 +2,15 @@
 
 ``kick(ws)`` claims as many queued jobs as the GPU slots allow inside ONE
 ``BEGIN IMMEDIATE`` transaction (so two processes never claim past the limit),
-then starts a supervisor for each. Jobs with ``uses_gpu=False`` (downloads,
-uploads) take no slot and start at once. Every JobManager calls it after a
+then starts a supervisor for each, each GPU job with the slots (devices) it holds
+(:mod:`lora_nb.jobs.slots`). Jobs with ``gpus=0`` (downloads, uploads) take no slot
+and start at once. Every JobManager calls it after a
 submit, and every supervisor calls it when its job ends, so the queue keeps
 draining after every kernel and browser tab is gone.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..progress.events import JobStatus
-from . import records
+from . import records, slots
 from .models import JobSnapshot
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,22 +32,42 @@ STARTING_TIMEOUT = 60.0   # a claimed job whose supervisor never showed up after
 
 
 def claim(ws: "JobsHome") -> list[str]:
-    """Mark the queued jobs that may start now as ``starting``; return their ids (in queue order)."""
-    slots = int(ws.settings.get("gpu_slots") or 1)
+    """Mark the queued jobs that may start now as ``starting``, giving each its GPU slots; return their ids.
+
+    GPU jobs start in queue order: one that must wait for free devices (a 2-GPU run while one is
+    free) holds back the GPU jobs behind it, so a big run is never starved by a stream of small
+    ones. Jobs that hold no GPU start at once. A job asking for more devices than the slots have
+    fails with that reason instead of waiting forever.
+    """
+    pool = slots.slot_devices(ws.settings)
+    most = slots.distinct_count(pool)
     now = time.time()
     with ws.store.transaction() as c:
-        busy = c.execute("SELECT count(*) FROM jobs WHERE uses_gpu=1 AND status IN (?, ?)", records.ACTIVE).fetchone()[0]
-        claimed = []
-        for job_id, uses_gpu in c.execute("SELECT id, uses_gpu FROM jobs WHERE status=? ORDER BY seq", (JobStatus.QUEUED.value,)).fetchall():
-            if uses_gpu:
-                if busy >= slots:
+        held: set[int] = set()
+        for (taken,) in c.execute("SELECT slots FROM jobs WHERE gpus>0 AND status IN (?, ?)", records.ACTIVE).fetchall():
+            held.update(json.loads(taken or "[]"))
+        claimed: dict[str, list[int]] = {}
+        waiting = False
+        for job_id, gpus in c.execute("SELECT id, gpus FROM jobs WHERE status=? ORDER BY seq", (JobStatus.QUEUED.value,)).fetchall():
+            if gpus:
+                if gpus > most:
+                    error = (f"The job needs {gpus} GPUs but the GPU slots are on {most} device{'s' * (most != 1)}; "
+                             "list more with ws.jobs.set_gpu_slots([...]) or ask for fewer.")
+                    records.update(c, job_id, status=JobStatus.FAILED, ended_at=now, error=error)
+                    records.add_event(c, job_id, "status", {"status": "failed", "reason": error}, now)
                     continue
-                busy += 1
-            claimed.append(job_id)
-        for job_id in claimed:
-            records.update(c, job_id, status=JobStatus.STARTING, claimed_at=now)
-            records.add_event(c, job_id, "status", {"status": "starting"}, now)
-    return claimed
+                got = None if waiting else slots.pick_free(pool, held, gpus)
+                if got is None:
+                    waiting = True
+                    continue
+                held.update(got)
+                claimed[job_id] = got
+            else:
+                claimed[job_id] = []
+        for job_id, got in claimed.items():
+            records.update(c, job_id, status=JobStatus.STARTING, claimed_at=now, slots=got, devices=[pool[i] for i in got])
+            records.add_event(c, job_id, "status", {"status": "starting", **({"devices": [pool[i] for i in got]} if got else {})}, now)
+    return list(claimed)
 
 
 def start_supervisor(ws: "JobsHome", job_id: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen | None:

@@ -28,12 +28,22 @@ from ..progress.events import EventKind, JobStatus, Progress
 from .home import JobsHomeAt
 from .lines import LineSplitter
 from .models import JobSnapshot, JobSpec
-from . import records
+from . import records, slots
 
 PROGRESS_INTERVAL = 0.25    # seconds between progress writes to the database (followers read them)
 POLL_INTERVAL = 0.25        # how often the loop looks at stop requests while the engine is quiet
 MAX_STORED_MESSAGES = 200   # warnings/errors kept as events per job
 LAST_LINES = 20
+
+
+
+def gpu_env(rec: JobSnapshot, asked: dict[str, str]) -> dict[str, str]:
+    """Pin the job to the devices of its GPU slots; a job that holds none sees no GPU (unless its own env says)."""
+    if rec.gpus > 0 and rec.devices:
+        return slots.cuda_env(rec.devices)
+    if rec.gpus == 0 and "CUDA_VISIBLE_DEVICES" not in asked:
+        return {"CUDA_VISIBLE_DEVICES": ""}
+    return {}
 
 
 class Supervisor:
@@ -173,6 +183,7 @@ class Supervisor:
         env["PYTHONUNBUFFERED"] = "1"
         env["LORA_NB_JOB_ID"] = self.job_id
         env["LORA_NB_RUN_DIR"] = str(self.run_dir)
+        env.update(gpu_env(rec, spec.env))
         try:
             self.proc = subprocess.Popen(spec.argv, cwd=spec.cwd or str(self.run_dir), env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,

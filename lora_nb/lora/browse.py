@@ -58,4 +58,8 @@ def resize_job(ws: "LorasHome", src: str | os.PathLike[str], dst: str | os.PathL
         tag = f"r{rank}" if not method else f"{method}{options.get('param')}"
         dst = loras_dir(ws) / f"{src.stem}-{tag}.safetensors"
     params = {"src": str(src), "dst": str(Path(dst).resolve()), **{k: v for k, v in options.items() if v is not None}}
-    return ws.jobs.submit_task("resize_lora", params, name=f"resize {src.name}", uses_gpu=False)
+    from ..nvml import device_indices
+
+    # on CUDA it holds a GPU slot like any GPU job; told device="cpu" (or with no GPU) it holds none and sees none
+    on_gpu = options.get("device") != "cpu" and bool(device_indices())
+    return ws.jobs.submit_task("resize_lora", params, name=f"resize {src.name}", gpus=1 if on_gpu else 0)

@@ -43,6 +43,7 @@ def tag_dataset(ds: TagTarget, model: str = "wd-vit-tagger-v3", **options: Any) 
     changes form one undoable operation: ``ds.captions.undo()`` puts them back.
     """
     from .registry import FILES, resolve_name
+    from .session import runs_on_gpu
 
     opts = TagOptions(**options)
     path = Path(str(model)).expanduser()
@@ -59,4 +60,5 @@ def tag_dataset(ds: TagTarget, model: str = "wd-vit-tagger-v3", **options: Any) 
     ds.check_exists()
     env = {k: os.environ[k] for k in ("HF_TOKEN", "HF_HOME", "HF_HUB_OFFLINE", "HF_ENDPOINT") if k in os.environ}
     return ds.jobs.submit_task("tag_dataset", {"dataset": ds.name, "model": str(model), "options": opts.model_dump()},
-                                  name=f"tag {ds.name}", uses_gpu=False, env=env, meta={"dataset": ds.name, "model": str(model)})
+                                  name=f"tag {ds.name}", gpus=1 if runs_on_gpu() else 0, env=env,
+                                  meta={"dataset": ds.name, "model": str(model)})

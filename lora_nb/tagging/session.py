@@ -12,7 +12,31 @@ from typing import Any
 
 from ..errors import TaggerError
 
-__all__ = ["TaggerSession", "open_session", "pick_providers"]
+__all__ = ["TaggerSession", "open_session", "pick_providers", "runs_on_gpu"]
+
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "ROCMExecutionProvider")
+
+
+def runs_on_gpu() -> bool:
+    """Whether a tagging job here would run on a GPU (and so must hold a GPU slot).
+
+    True when NVML finds a GPU and onnxruntime can use it: the ``onnxruntime-gpu`` build is
+    installed, or ``LORA_NB_TAGGER_PROVIDERS`` names a GPU provider. Cheap: onnxruntime is not imported.
+    """
+    import importlib.metadata
+
+    from ..nvml import device_indices
+
+    if not device_indices():
+        return False
+    forced = os.environ.get("LORA_NB_TAGGER_PROVIDERS")
+    if forced:
+        return any(p in forced for p in _GPU_PROVIDERS)
+    try:
+        importlib.metadata.distribution("onnxruntime-gpu")
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
 
 
 def pick_providers(available: list[str]) -> list[str]:
@@ -26,7 +50,7 @@ def pick_providers(available: list[str]) -> list[str]:
     forced = os.environ.get("LORA_NB_TAGGER_PROVIDERS")
     if forced:
         return [p.strip() for p in forced.split(",") if p.strip()]
-    for gpu in ("CUDAExecutionProvider", "ROCMExecutionProvider"):
+    for gpu in _GPU_PROVIDERS:
         if gpu in available:
             return [gpu, "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]

@@ -27,7 +27,7 @@ import lora_nb
 PACKAGE_DIR = Path(lora_nb.__file__).parent
 
 LAYERS: dict[str, set[str]] = {
-    "low": {"errors", "_compat", "files", "paths", "store", "settings", "gc_pause", "families", "system", "ports", "progress"},
+    "low": {"errors", "_compat", "files", "paths", "store", "settings", "gc_pause", "families", "system", "ports", "progress", "nvml"},
     "domain": {"captions", "datasets", "config", "engines", "tagging", "lora", "models"},
     "jobs": {"jobs"},
     "root": {"workspace"},

@@ -92,3 +92,33 @@ def test_stop_mid_run(ws, dataset, model_file, standin_kohya, monkeypatch):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert job.stop(grace=2) is JobStatus.STOPPED
+
+
+def test_a_multi_gpu_run_holds_one_slot_per_process(ws, dataset, model_file, standin_kohya, monkeypatch):
+    """num_processes=2 makes a job that holds two GPU slots (on two devices) and is pinned to both.
+
+    The stand-in checkout's Python has no accelerate; the module check is waived so the launch line is
+    queued as rendered (the job then fails at once: how it ends is not what this test is about)."""
+    from lora_nb.engines.kohya import KohyaEngine
+    from lora_nb.errors import JobError
+
+    monkeypatch.setattr(KohyaEngine, "modules", lambda self: ())
+    ws.settings.set("kohya_launcher", "accelerate")
+    with pytest.raises(JobError, match="needs 2 GPUs but this workspace's slots are on 1 device"):
+        ws.jobs.submit_training(cfg_for(model_file, num_processes=2))
+    assert list(ws.runs_dir.iterdir()) == [] and ws.jobs.list() == []
+    ws.jobs.set_gpu_slots([0, 1])
+    job = ws.jobs.submit_training(cfg_for(model_file, num_processes=2))
+    job.wait(120)   # the stand-in checkout has no accelerate: how it ends does not matter here
+    snap = job.snapshot()
+    assert (snap.gpus, snap.slots, snap.devices) == (2, [0, 1], [0, 1])
+    assert snap.argv[snap.argv.index("--num_processes") + 1] == "2" and "--multi_gpu" in snap.argv
+
+
+def test_aitoolkit_refuses_more_than_one_process(ws, dataset, standin_aitoolkit, tmp_path):
+    from lora_nb.engines import get_engine
+
+    cfg = TrainingConfig(engine="ai-toolkit", model_family="flux", dataset="alice", pretrained_model_name_or_path=str(tmp_path),
+                         output_name="x", num_processes=2)
+    with pytest.raises(EngineError, match="trains on one GPU, so num_processes=2 cannot run"):
+        get_engine("ai-toolkit", ws).prepare(cfg, tmp_path / "run")
