@@ -11,7 +11,7 @@ import math
 from functools import lru_cache
 from typing import Iterable
 
-__all__ = ["make_bucket_resolutions", "select_bucket", "bucket_counts"]
+__all__ = ["make_bucket_resolutions", "select_bucket", "bucket_or_none", "bucket_counts"]
 
 
 @lru_cache(maxsize=64)
@@ -64,6 +64,23 @@ def select_bucket(width: int, height: int, resolution: tuple[int, int], min_buck
     else:
         size = (width, height)
     return (size[0] - size[0] % steps, size[1] - size[1] % steps)
+
+
+def bucket_or_none(width: int, height: int, resolution: tuple[int, int], min_bucket_reso: int = 256,
+                   max_bucket_reso: int = 1024, bucket_reso_steps: int = 64, bucket_no_upscale: bool = False) -> tuple[int, int] | None:
+    """:func:`select_bucket`, or None for an image sd-scripts cannot bucket.
+
+    With 'never upscale' a very small or very narrow image rounds a side down to 0 (the engine then
+    divides by it and crashes).
+
+    >>> bucket_or_none(2000, 20, (512, 512), bucket_no_upscale=True) is None
+    True
+    """
+    try:
+        bucket = select_bucket(width, height, resolution, min_bucket_reso, max_bucket_reso, bucket_reso_steps, bucket_no_upscale)
+    except ZeroDivisionError:
+        return None
+    return None if 0 in bucket else bucket
 
 
 def bucket_counts(sizes: Iterable[tuple[int, int]], resolution: tuple[int, int] | int = (512, 512), enable_bucket: bool = True,

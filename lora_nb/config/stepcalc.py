@@ -102,16 +102,21 @@ def collect_samples(cfg: "TrainingConfig", ws: "StepsHome") -> tuple[list[tuple[
 
 def steps(cfg: "TrainingConfig", ws: "StepsHome | None" = None) -> StepEstimate:
     """The run's step count (exact when ``ws`` holds the dataset), with a time estimate from earlier runs."""
-    from .buckets import select_bucket
+    from .buckets import bucket_or_none
 
     res = cfg.resolution_wh
-    lo = cfg.min_bucket_reso - cfg.min_bucket_reso % cfg.bucket_reso_steps
-    hi = cfg.max_bucket_reso - cfg.max_bucket_reso % cfg.bucket_reso_steps
+    step = cfg.bucket_reso_steps
+    lo = cfg.min_bucket_reso - cfg.min_bucket_reso % step             # sd-scripts moves the limits like this
+    hi = cfg.max_bucket_reso + (-cfg.max_bucket_reso) % step
+    unbucketable: list[tuple[int, int]] = []
 
-    def bucket(w: int, h: int) -> tuple[int, int]:
+    def bucket(w: int, h: int) -> tuple[int, int] | None:
         if not cfg.enable_bucket:
             return res
-        return select_bucket(w, h, res, lo, hi, cfg.bucket_reso_steps, cfg.bucket_no_upscale)
+        b = bucket_or_none(w, h, res, lo, hi, step, cfg.bucket_no_upscale)
+        if b is None:
+            unbucketable.append((w, h))
+        return b
 
     notes: list[str] = []
     try:
@@ -127,24 +132,34 @@ def steps(cfg: "TrainingConfig", ws: "StepsHome | None" = None) -> StepEstimate:
     num_train = 0
     for sizes, repeats in train:
         for w, h in sizes:
-            samples.append((bucket(w, h), repeats))
-            num_train += repeats
+            b = bucket(w, h)
+            if b is not None:
+                samples.append((b, repeats))
+                num_train += repeats
     num_reg = 0
     if reg and num_train:
         first = True
         while num_reg < num_train:
+            before = num_reg
             for sizes, repeats in reg:
                 for w, h in sizes:
                     n = repeats if first else 1
-                    samples.append((bucket(w, h), n))
+                    b = bucket(w, h)
+                    if b is None:
+                        continue
+                    samples.append((b, n))
                     num_reg += n
                     if num_reg >= num_train:
                         break
                 if num_reg >= num_train:
                     break
             first = False
-            if not any(sizes for sizes, _ in reg):
+            if num_reg == before:   # no regularisation image can be bucketed (or there are none)
                 break
+    if unbucketable:
+        w, h = unbucketable[0]
+        notes.append(f"{len(set(unbucketable))} image size(s) (e.g. {w}x{h}) are too small or narrow for 'never upscale' buckets "
+                     f"at a step of {step} px and are not counted; sd-scripts would stop on them. Crop them or turn 'never upscale' off.")
     if not exact:
         notes.append("Images are not known: buckets are ignored, so the real count can be a little higher.")
     est = count_steps(samples, cfg.train_batch_size, cfg.max_train_epochs, cfg.max_train_steps,

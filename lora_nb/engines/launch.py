@@ -81,7 +81,7 @@ def _dataset_shape(ws: "TrainingHome", cfg: "TrainingConfig") -> list[str]:
     if wanted and all(s.is_reg for s in wanted):
         reasons.append("Every subset is a regularisation subset; sd-scripts needs training images too. Add a subset with is_reg=False.")
     if cfg.engine == "kohya" and cfg.enable_bucket and cfg.bucket_no_upscale:
-        from ..config.buckets import select_bucket
+        from ..config.buckets import bucket_or_none
 
         names = [cfg.dataset] if isinstance(cfg.dataset, str) else sorted({s.dataset for s in wanted})
         step = cfg.bucket_reso_steps
@@ -93,11 +93,8 @@ def _dataset_shape(ws: "TrainingHome", cfg: "TrainingConfig") -> list[str]:
             for i in items:
                 if not (i.width and i.height):
                     continue
-                try:   # the engine's BucketManager.select_bucket (ours is a copy) divides by the rounded sides
-                    bad = 0 in select_bucket(i.width, i.height, cfg.resolution_wh, cfg.min_bucket_reso, cfg.max_bucket_reso, step, True)
-                except ZeroDivisionError:
-                    bad = True
-                if bad:
+                # the engine's BucketManager.select_bucket (ours is a copy) divides by the rounded sides
+                if bucket_or_none(i.width, i.height, cfg.resolution_wh, cfg.min_bucket_reso, cfg.max_bucket_reso, step, True) is None:
                     reasons.append(f"{i.path.name} in '{name}' ({i.width}x{i.height}) is too small or too narrow for 'never upscale' "
                                    f"buckets: a side would round down to 0 at a bucket step of {step} px. "
                                    "Remove or crop that image, or turn 'never upscale' off.")

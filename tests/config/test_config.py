@@ -7,6 +7,7 @@ import pytest
 
 from lora_nb.config import TrainingConfig, steps
 from lora_nb.config.buckets import bucket_counts, make_bucket_resolutions, select_bucket
+from lora_nb.config.model import Subset
 from lora_nb.config.stepcalc import count_steps
 from lora_nb.errors import ConfigError, InvalidName, NotFound
 
@@ -167,3 +168,28 @@ def test_preset_keeps_fields_set_to_none(ws):
     back = ws.presets.load("steps-only")
     assert (back.max_train_epochs, back.max_train_steps, back.save_every_n_epochs) == (None, 400, None)
     assert ws.presets.raw("steps-only")["max_train_epochs"] is None
+
+
+def test_steps_with_never_upscale_and_a_sliver_image_notes_it_instead_of_crashing(ws):
+    """A 2000x20 strip rounds a bucket side to 0 under 'never upscale' (sd-scripts divides by it): the live
+    step count leaves it out and says why; the other images are counted. Also an all-sliver reg set ends."""
+    from PIL import Image
+
+    def png(w, h):
+        buf = io.BytesIO()
+        Image.new("RGB", (w, h)).save(buf, "PNG")
+        return buf.getvalue()
+
+    ds = ws.datasets.create("strip")
+    ds.add_images([("ok.png", png(512, 512)), ("strip.png", png(2000, 20))], subset="2_x")
+    cfg = TrainingConfig(dataset="strip", pretrained_model_name_or_path="/m", train_batch_size=1, max_train_epochs=1,
+                         bucket_no_upscale=True)
+    est = steps(cfg, ws)
+    assert est.num_train_images == 2 and est.total_steps == 2
+    assert any("2000x20" in n and "never upscale" in n for n in est.notes)
+    sub = [Subset(dataset="strip", folder="2_x", num_repeats=1), Subset(dataset="strip", folder="2_x", num_repeats=1, is_reg=True)]
+    ds.add_images([("strip2.png", png(20, 2000))], subset="1_r")
+    reg_only_strips = [Subset(dataset="strip", folder="2_x", num_repeats=1), Subset(dataset="strip", folder="1_r", num_repeats=1, is_reg=True)]
+    for dataset in (sub, reg_only_strips):
+        est = steps(cfg.model_copy(update={"dataset": dataset}), ws)   # ends (no endless reg loop)
+        assert est.num_train_images == 1
