@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover  (imported when first used: `import lora_n
     from .config.model import TrainingConfig
     from .config.presets import Presets
     from .datasets import Datasets
+    from .jobs.history import Runs
     from .jobs.manager import Job, JobManager
     from .models import ModelLibrary
 
@@ -72,6 +73,13 @@ class Workspace(WorkspaceFolders):
         from .engines.launch import submit_training
 
         return submit_training(self, config)
+
+    @functools.cached_property
+    def runs(self) -> "Runs":
+        """Run history and comparison of training runs (:class:`lora_nb.jobs.history.Runs`)."""
+        from .jobs.history import Runs
+
+        return Runs(self.jobs)
 
     @functools.cached_property
     def datasets(self) -> "Datasets":

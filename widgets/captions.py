@@ -177,7 +177,25 @@ class CaptionGrid(W.VBox):
         self._op_changed()
 
     def _refresh_chips(self) -> None:
-        freq = self.ds.captions.frequencies().most_common(len(self.chip_buttons)) if self.ds is not None else []
+        """Count tags off the kernel's thread (a big dataset reads every caption file); the grid is usable
+        meanwhile. The count works on a snapshot (this dataset, now); a result for an older request is dropped."""
+        if not hasattr(self, "tag_runner"):
+            self.tag_runner = Runner(self.banner, "lnb-caption-tags")
+            self._tag_generation = 0
+        self._tag_generation += 1
+        gen, ds, n = self._tag_generation, self.ds, len(self.chip_buttons)
+        if ds is None:
+            self._show_chips(gen, [])
+            return
+        self.filter_label.value = self.filter_label.value or "&nbsp;<i class='lnb-tags-counting'>counting tags…</i>"
+        self.tag_runner.latest("freq", lambda: ds.captions.frequencies().most_common(n),
+                               on_done=lambda freq: self._show_chips(gen, freq))
+
+    def _show_chips(self, gen: int, freq: list[tuple[str, int]]) -> None:
+        if gen != self._tag_generation:      # stale: the dataset or its captions changed meanwhile
+            return
+        if "counting tags" in self.filter_label.value:
+            self.filter_label.value = ""
         for b, item in zip(self.chip_buttons, freq + [None] * len(self.chip_buttons)):
             if item is None:
                 b.layout.display = "none"

@@ -27,7 +27,7 @@ from lora_nb.progress.events import JobStatus
 
 __all__ = ["ErrorBanner", "Throttle", "Runner", "one_sentence", "fmt_bytes", "fmt_duration", "css", "image_bytes",
            "JobLine", "esc", "HTMLStyle", "TextStyle", "CheckboxStyle", "ToggleButtonStyle", "Presence", "PRESENCE",
-           "ended_text"]
+           "ended_text", "STYLE", "STYLE_HTML", "chip"]
 
 
 def esc(text: Any) -> str:
@@ -365,3 +365,45 @@ class JobLine(W.HBox):
             self._final_seen = True
             if self.on_final is not None:
                 self.on_final(job)
+
+
+# The dashboard's look, in JupyterLab and in our Voila template. Colours come from JupyterLab's theme variables
+# (--jp-*), so a dark Lab theme (or the template's dark switch, which sets the same variables) turns it dark.
+STYLE = """
+.lnb-dashboard { --lnb-gap: 8px; --lnb-radius: 8px; --lnb-ok: #2e7d32; --lnb-err: #c62828; --lnb-run: #1565c0; --lnb-warn: #ef6c00;
+  font-family: var(--jp-ui-font-family, system-ui, sans-serif); color: var(--jp-ui-font-color1, #1f2937); gap: var(--lnb-gap); }
+.lnb-dashboard .lnb-muted { color: var(--jp-ui-font-color2, #6b7280); }
+.lnb-card, .lnb-dashboard .lnb-tab-box > .widget-box:last-child {
+  background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color2, #e5e7eb);
+  border-radius: var(--lnb-radius); padding: 10px 14px !important; box-shadow: 0 1px 2px rgba(0,0,0,.06); }
+.lnb-card-title { font-size: 16px; font-weight: 600; color: var(--jp-ui-font-color0, #111827); }
+.lnb-card-sub { color: var(--jp-ui-font-color2, #6b7280); margin-bottom: 4px; }
+.lnb-first-run { border-left: 4px solid var(--jp-brand-color1, #1976d2) !important; margin: 0 0 var(--lnb-gap) 0; }
+.lnb-header .lnb-bar { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; padding: 6px 12px; border-radius: var(--lnb-radius);
+  background: var(--jp-layout-color2, #eef1f5); color: var(--jp-ui-font-color1, #1f2937); font-size: 12.5px;
+  border: 1px solid var(--jp-border-color2, #e5e7eb); }
+.lnb-header .lnb-brand { font-weight: 700; letter-spacing: .2px; }
+.lnb-header .lnb-root { margin-left: auto; color: var(--jp-ui-font-color2, #6b7280); }
+.lnb-chip { display: inline-flex; align-items: center; gap: 4px; padding: 1px 8px; border-radius: 999px; font-size: 12px;
+  line-height: 18px; border: 1px solid currentColor; white-space: nowrap; }
+.lnb-chip-ok { color: var(--lnb-ok); } .lnb-chip-err { color: var(--lnb-err); } .lnb-chip-run { color: var(--lnb-run); }
+.lnb-chip-warn { color: var(--lnb-warn); } .lnb-chip-idle { color: var(--jp-ui-font-color2, #6b7280); }
+.lnb-dashboard h3 { color: var(--jp-ui-font-color0, #111827); font-weight: 600; }
+.lnb-dashboard .lnb-error { color: var(--lnb-err) !important; } .lnb-dashboard .lnb-info { color: var(--lnb-ok) !important; }
+.lnb-next { gap: var(--lnb-gap); margin: 0 0 6px 0; padding: 4px 8px; border-radius: var(--lnb-radius);
+  background: var(--jp-layout-color2, #f1f8e9); }
+.lnb-tabs .lm-TabBar-tab { padding: 0 14px !important; }
+.lnb-tabs .lm-TabBar-tab.lm-mod-current { border-top: 2px solid var(--jp-brand-color1, #1976d2) !important; }
+.lnb-dashboard .widget-button, .lnb-dashboard .jupyter-button { border-radius: 6px; }
+.lnb-dashboard .widget-html, .lnb-dashboard .widget-html-content { color: var(--jp-ui-font-color1, inherit); }
+"""
+STYLE_HTML = f"<style>{STYLE}</style>"
+
+
+def chip(text: str, kind: str = "idle", icon: str = "") -> str:
+    """A status chip: coloured by ``kind`` (ok, err, run, warn, idle), with an optional icon character.
+
+    >>> chip("running", "run", "▶")
+    '<span class="lnb-chip lnb-chip-run">▶ running</span>'
+    """
+    return f'<span class="lnb-chip lnb-chip-{esc(kind)}">{esc(icon) + " " if icon else ""}{esc(text)}</span>'

@@ -1,5 +1,5 @@
-"""SystemHeader: one line of system facts (GPU name and memory, RAM, free disk of the workspace)
-from :func:`lora_nb.system.info`, refreshed every few seconds from a daemon thread.
+"""SystemHeader: one compact line of system facts (GPU name and VRAM, RAM, free disk of the workspace, from
+:func:`lora_nb.system.info`) and the running job, as status chips, refreshed every few seconds from a daemon thread.
 
 >>> import lora_nb, tempfile
 >>> from lora_nb.widgets import SystemHeader
@@ -15,12 +15,18 @@ import ipywidgets as W
 
 from lora_nb import Workspace
 
-from .common import PRESENCE, esc, one_sentence
+from .common import PRESENCE, chip, esc, one_sentence
 
 __all__ = ["SystemHeader"]
 
 
 class SystemHeader(W.HTML):
+    """The compact header: GPU name and VRAM in use, RAM, free disk of the workspace, and the running job(s) as chips.
+
+    With ``interval`` the facts are refreshed every ``interval`` seconds from a daemon thread (the first time at
+    once, in that thread: the page shows RAM and disk without waiting for nvidia-smi); ``interval=0`` refreshes
+    once, now."""
+
     def __init__(self, ws: Workspace | None = None, interval: float = 5.0) -> None:
         import lora_nb
 
@@ -29,28 +35,89 @@ class SystemHeader(W.HTML):
         self.add_class("lnb-header")
         self.facts: Any = None
         self._stop = threading.Event()
-        self.refresh()
         if interval:
+            self.refresh(gpu=False)
             threading.Thread(target=self._loop, args=(interval,), name="lnb-header", daemon=True).start()
+        else:
+            self.refresh()
 
     def _loop(self, interval: float) -> None:
+        self.refresh()
         while not self._stop.wait(interval):
             if PRESENCE.watching():      # a closed tab's kernel stays quiet (and can be culled)
                 self.refresh()
 
-    def refresh(self) -> None:
-        from lora_nb.system import info, summary
+    def refresh(self, gpu: bool = True) -> None:
+        """Re-read the facts (``gpu=False``: skip nvidia-smi, keep the last GPU line) and redraw."""
+        from lora_nb.system import info
 
+        parts: list[str] = []
         try:
-            self.facts = info(self.ws.root)
-            text = summary(self.facts)
+            if gpu:
+                self.facts = info(self.ws.root)
+            else:
+                facts = _quick_facts(self.ws.root)
+                facts["gpus"] = (self.facts or {}).get("gpus", None)
+                self.facts = facts
+            parts = _fact_chips(self.facts)
+            text = " · ".join(p for p, _ in parts)
         except Exception as e:   # facts are nice to have; never break the dashboard over them
             text = one_sentence(e)
-        self.value = (f'<div style="display:flex;gap:12px;align-items:center;padding:4px 8px;background:#263238;color:#eceff1;'
-                      f'border-radius:4px;font-size:13px"><b>lora-nb</b><span class="lnb-sysinfo">{esc(text)}</span>'
-                      f'<span style="margin-left:auto;opacity:.7">{esc(self.ws.root)}</span></div>')
+        try:
+            running = self.ws.jobs.snapshots(status=["starting", "running"])
+        except Exception:
+            running = []
+        jobs = "".join(chip(_job_text(s), "run", "▶") for s in running[:2]) or chip("no job running", "idle", "■")
+        facts_html = " ".join(chip(p, k) for p, k in parts) if parts else esc(text)
+        self.value = (f'<div class="lnb-bar"><span class="lnb-brand">lora-nb</span>'
+                      f'<span class="lnb-sysinfo" title="{esc(text)}">{facts_html}</span>'
+                      f'<span class="lnb-running">{jobs}</span>'
+                      f'<span class="lnb-root" title="workspace">{esc(self.ws.root)}</span></div>')
 
     def close(self) -> None:
         if hasattr(self, "_stop"):
             self._stop.set()
         super().close()
+
+
+def _quick_facts(root: Any) -> dict[str, Any]:
+    import os
+    import shutil
+    from pathlib import Path
+
+    import psutil
+
+    vm = psutil.virtual_memory()
+    p = Path(root)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    du = shutil.disk_usage(p)
+    return {"ram_used": vm.total - vm.available, "ram_total": vm.total, "disk_free": du.free, "disk_total": du.total,
+            "cpus": os.cpu_count()}
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def _fact_chips(f: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(text, kind)`` for the GPU(s) (VRAM in use), RAM and free disk; a nearly full VRAM or disk is a warning."""
+    out: list[tuple[str, str]] = []
+    gpus = f.get("gpus")
+    if gpus is None:
+        out.append(("GPU: checking…", "idle"))
+    elif not gpus:
+        out.append(("no GPU", "idle"))
+    for g in gpus or []:
+        used, total = g["memory_used"] / 1024, g["memory_total"] / 1024
+        out.append((f"{g['name']} VRAM {used:.1f}/{total:.1f} GiB", "warn" if total and used / total > 0.9 else "ok"))
+    out.append((f"RAM {_gib(f['ram_used'])}/{_gib(f['ram_total'])}", "idle"))
+    low = f["disk_free"] < 10 * 2**30
+    out.append((f"disk {_gib(f['disk_free'])} free", "warn" if low else "idle"))
+    return out
+
+
+def _job_text(snap: Any) -> str:
+    p = snap.progress
+    step, total = getattr(p, "step", None), getattr(p, "total_steps", None)
+    return f"{snap.name} {step}/{total}" if step and total else f"{snap.name} {snap.status.value}"

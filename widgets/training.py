@@ -57,7 +57,7 @@ class Field:
         if message:
             self.error.value = f'<span class="lnb-error-text" style="color:#b00020">{esc(message)}</span>'
         else:
-            self.error.value = f'<span class="lnb-help" style="color:#777;font-size:11px">{esc(self.help)}</span>' if self.help else ""
+            self.error.value = f'<span class="lnb-help" style="color:var(--jp-ui-font-color2, #777);font-size:11px">{esc(self.help)}</span>' if self.help else ""
 
     def get(self) -> Any:
         """The field's value as TrainingConfig expects it; raises ValueError with a short message."""

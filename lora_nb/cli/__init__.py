@@ -22,8 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 COMMAND_MODULES = [
     "lora_nb.cli.jobs",        # jobs list|show|logs|stop|submit
+    "lora_nb.cli.runs",        # runs list|compare
     "lora_nb.cli.datasets",    # datasets list|create|import|report
     "lora_nb.cli.tagging",     # tag
+    "lora_nb.cli.captioning",  # caption
     "lora_nb.cli.engines",     # engines check|install, train
     "lora_nb.cli.lora",        # lora info|resize|verify|publish
     "lora_nb.cli.models",      # models list|download

@@ -137,8 +137,8 @@ class TrainingConfig(BaseModel):
     xformers: bool = _f(False, "advanced", "xformers", "Needs xformers in the engine's environment.")
     fp8_base: bool = _f(False, "advanced", "fp8 base model", "Load the base model in fp8 (FLUX/SD3 on small GPUs).")
     blocks_to_swap: int | None = _f(None, "advanced", "Blocks to swap", "FLUX/SD3: move this many blocks to the CPU (saves memory, slower).", ge=1, le=60, families=["flux", "sd3"])
-    max_data_loader_n_workers: int = _f(2, "advanced", "Data loader workers", "", ge=0, le=64)
-    persistent_data_loader_workers: bool = _f(True, "advanced", "Keep loader workers", "")
+    max_data_loader_n_workers: int = _f(2, "advanced", "Data loader workers", "Processes that load and augment images while the GPU trains.", ge=0, le=64)
+    persistent_data_loader_workers: bool = _f(True, "advanced", "Keep loader workers", "Keep the loader processes between epochs (faster epochs, more RAM).")
 
     # -- noise and loss -----------------------------------------------------------
     noise_offset: float | None = _f(None, "advanced", "Noise offset", "0.05–0.1 helps very dark/bright images.", ge=0.0, le=1.0)
@@ -156,17 +156,17 @@ class TrainingConfig(BaseModel):
     # -- saving -------------------------------------------------------------------
     output_name: str = _f("lora", "basic", "Output name", "File name of the LoRA (without .safetensors).")
     save_every_n_epochs: int | None = _f(1, "basic", "Save every N epochs", "Keep intermediate epochs to compare.", ge=1)
-    save_every_n_steps: int | None = _f(None, "advanced", "Save every N steps", "", ge=1)
+    save_every_n_steps: int | None = _f(None, "advanced", "Save every N steps", "Also save a checkpoint every N steps (empty: only by epoch).", ge=1)
     save_last_n_epochs: int | None = _f(None, "advanced", "Keep last N epochs", "Older epoch files are removed.", ge=1)
     save_state: bool = _f(False, "advanced", "Save resumable state", "Needed for Resume; large (optimizer state).")
-    save_model_as: Literal["safetensors", "ckpt", "pt"] = _f("safetensors", "advanced", "Format", "")
+    save_model_as: Literal["safetensors", "ckpt", "pt"] = _f("safetensors", "advanced", "Format", "File format of the saved LoRA; safetensors is safe to share.")
     resume: str | None = _f(None, "advanced", "Resume from state", "A *-state folder from an earlier run.")
     training_comment: str | None = _f(None, "advanced", "Comment", "Stored in the LoRA's metadata.")
 
     # -- samples and logging ------------------------------------------------------
     sample_prompts: list[str] = _f([], "basic", "Sample prompts", "One prompt per line; images are made during training.")
-    sample_every_n_epochs: int | None = _f(None, "basic", "Sample every N epochs", "", ge=1)
-    sample_every_n_steps: int | None = _f(None, "advanced", "Sample every N steps", "", ge=1)
+    sample_every_n_epochs: int | None = _f(None, "basic", "Sample every N epochs", "Render the sample prompts every N epochs (empty: never by epoch).", ge=1)
+    sample_every_n_steps: int | None = _f(None, "advanced", "Sample every N steps", "Render the sample prompts every N steps (empty: never by step).", ge=1)
     sample_sampler: str = _f("euler_a", "advanced", "Sampler", "For SD/SDXL samples.")
     log_with: Literal["tensorboard"] | None = _f("tensorboard", "advanced", "Logging", "TensorBoard logs in the run folder.")
 

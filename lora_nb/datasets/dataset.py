@@ -343,3 +343,16 @@ class Dataset:
         from ..tagging import tag_dataset
 
         return tag_dataset(self, model=model, **options)
+
+    def caption(self, model: str = "florence-2-large", **options: Any) -> "JobHandle":
+        """Natural-language captions (Florence-2, JoyCaption) for every image, as a job (see
+        :mod:`lora_nb.tagging.caption_dataset`); ``preset="name"`` uses a saved prompt preset."""
+        from ..tagging.caption_dataset import caption_dataset
+
+        return caption_dataset(self, model=model, presets_dir=self.ws.presets_dir / "captions", **options)
+
+    def preview_captions(self, model: str = "florence-2-large", n: int = 4, **options: Any) -> "JobHandle":
+        """Caption ``n`` images as a job that writes nothing (``lora_nb.tagging.caption_dataset.read_preview(job)``)."""
+        from ..tagging.caption_dataset import preview_captions
+
+        return preview_captions(self, model=model, n=n, presets_dir=self.ws.presets_dir / "captions", **options)

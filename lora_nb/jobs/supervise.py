@@ -63,6 +63,7 @@ class Supervisor:
         self.last_lines: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
         self.current_line: str | None = None        # a \r-redrawn line not yet ended
         self.last_flush = 0.0
+        self.gpu_watch: Any = None                  # the slowdown doctor's sampler (gpu_watch.py), once running
 
     # -- bookkeeping -------------------------------------------------------------
     def _tx(self, **fields: Any) -> None:
@@ -201,6 +202,9 @@ class Supervisor:
             records.update(c, self.job_id, status=JobStatus.RUNNING, started_at=now, engine_pid=self.proc.pid,
                            engine_started=engine_started)
             records.add_event(c, self.job_id, "status", {"status": "running"}, now)
+        from .gpu_watch import GpuWatch, nvml_sampler
+
+        self.gpu_watch = GpuWatch(nvml_sampler(rec.devices) if rec.gpus > 0 and rec.devices else None, self.run_dir)
         self._check_stop_requested()
         self._pump(parser)
         return self._finish(self.proc.returncode, parser, launch_error=None)
@@ -234,6 +238,8 @@ class Supervisor:
                         self._handle_events(feeder.tick())
                         self._flush()
                 now = time.monotonic()
+                if self.gpu_watch is not None and (self.progress.rate or self.gpu_watch.sampler is not None):
+                    self.pending.extend((e.kind.value, e.data, time.time()) for e in self.gpu_watch.tick(now, self.progress))
                 if now - last_db_check > 1.0:
                     last_db_check = now
                     self._check_stop_requested()

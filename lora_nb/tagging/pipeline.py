@@ -26,7 +26,7 @@ from .options import TagOptions
 from .select import TagResult, display_names, select_tags
 from .session import TaggerSession, open_session
 
-__all__ = ["Tagger", "tag_images", "TagResult", "BatchStats"]
+__all__ = ["Tagger", "tag_images", "TagResult", "BatchStats", "prefetched_batches"]
 
 
 @dataclass
@@ -70,52 +70,73 @@ class Tagger:
         from .preprocess import load_and_preprocess
 
         size, bs = self.session.size, self.batch_size
-        window = bs * 3
-        paths = [str(p) for p in paths]
-        with ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="lnb-tag-decode") as pool:
-            futures: list[Future[Any]] = []
-            nxt = 0
+        for batch_paths, loaded, errors, waited in prefetched_batches(paths, lambda p: load_and_preprocess(p, size), bs,
+                                                                      self.options.workers, should_stop, "lnb-tag-decode"):
+            arrays = [a for a in loaded if a is not None]
+            t1 = time.perf_counter()
+            scores = self.session.run(np.stack(arrays)) if arrays else []
+            infer = time.perf_counter() - t1
+            results, k = [], 0
+            for i, p in enumerate(batch_paths):
+                if i in errors:
+                    results.append(TagResult([], {}, None, p, error=errors[i]))
+                else:
+                    r = select_tags(scores[k], self.labels, self.options, self.names)
+                    r.path = p
+                    results.append(r)
+                    k += 1
+            if on_batch is not None:
+                on_batch(results, BatchStats(len(batch_paths), infer, waited))
+            yield from results
 
-            def fill() -> None:
-                nonlocal nxt
-                while nxt < len(paths) and len(futures) < window:
-                    futures.append(pool.submit(load_and_preprocess, paths[nxt], size))
-                    nxt += 1
 
-            done = 0
-            fill()
-            while done < len(paths):
-                if should_stop is not None and should_stop():
-                    for f in futures:
-                        f.cancel()
-                    return
-                batch_paths = paths[done:done + bs]
-                t0 = time.perf_counter()
-                arrays, errors = [], {}
-                for i, _ in enumerate(batch_paths):
-                    fut = futures.pop(0)
-                    try:
-                        arrays.append(fut.result())
-                    except Exception as e:  # InvalidInput for broken files
-                        errors[i] = str(e)
-                fill()                                  # keep the workers busy during inference
-                waited = time.perf_counter() - t0
-                t1 = time.perf_counter()
-                scores = self.session.run(np.stack(arrays)) if arrays else []
-                infer = time.perf_counter() - t1
-                results, k = [], 0
-                for i, p in enumerate(batch_paths):
-                    if i in errors:
-                        results.append(TagResult([], {}, None, p, error=errors[i]))
-                    else:
-                        r = select_tags(scores[k], self.labels, self.options, self.names)
-                        r.path = p
-                        results.append(r)
-                        k += 1
-                done += len(batch_paths)
-                if on_batch is not None:
-                    on_batch(results, BatchStats(len(batch_paths), infer, waited))
-                yield from results
+def prefetched_batches(paths: Sequence[str | os.PathLike[str]], load: Callable[[str], Any], batch_size: int, workers: int,
+                       should_stop: Callable[[], bool] | None = None, thread_prefix: str = "lnb-decode",
+                       window_batches: int = 3) -> Iterator[tuple[list[str], list[Any], dict[int, str], float]]:
+    """The pipelined decode shared by the tagger and the captioners: ``load(path)`` runs in ``workers`` threads,
+    up to ``window_batches`` batches ahead of the consumer, so the model works while the next images decode.
+
+    Yields ``(batch paths, loaded items (None where loading failed), {index in batch: error}, seconds waited)``
+    per batch, in order. ``should_stop`` is checked before each batch; when it is true, pending loads are
+    cancelled and the generator ends (the batch before it was whole).
+
+    >>> [b[0] for b in prefetched_batches(["a", "b", "c"], str.upper, 2, 1)]
+    [['a', 'b'], ['c']]
+    """
+    paths = [str(p) for p in paths]
+    window = batch_size * window_batches
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_prefix) as pool:
+        futures: list[Future[Any]] = []
+        nxt = 0
+
+        def fill() -> None:
+            nonlocal nxt
+            while nxt < len(paths) and len(futures) < window:
+                futures.append(pool.submit(load, paths[nxt]))
+                nxt += 1
+
+        done = 0
+        fill()
+        while done < len(paths):
+            if should_stop is not None and should_stop():
+                for f in futures:
+                    f.cancel()
+                return
+            batch_paths = paths[done:done + batch_size]
+            t0 = time.perf_counter()
+            loaded: list[Any] = []
+            errors: dict[int, str] = {}
+            for i, _ in enumerate(batch_paths):
+                fut = futures.pop(0)
+                try:
+                    loaded.append(fut.result())
+                except Exception as e:  # InvalidInput for broken files
+                    loaded.append(None)
+                    errors[i] = str(e)
+            fill()                                  # keep the workers busy while the model runs this batch
+            waited = time.perf_counter() - t0
+            done += len(batch_paths)
+            yield batch_paths, loaded, errors, waited
 
 
 def tag_images(paths: Iterable[str | os.PathLike[str]], model: str | os.PathLike[str], providers: list[str] | None = None,

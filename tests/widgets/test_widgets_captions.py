@@ -74,6 +74,7 @@ def test_bulk_applies_to_the_selection_only(ws, demo_ds):
 
 def test_tag_chips_filter_the_grid(ws, demo_ds):
     g = _grid(ws)
+    g.tag_runner.idle()                                           # tag counts come from a background thread
     chips = {b.tag: b for b in g.chip_buttons if getattr(b, "tag", None)}
     assert chips["lnbdemo"].description == "lnbdemo (30)"
     bg = next(t for t in chips if t.endswith("background"))
