@@ -49,3 +49,20 @@ def alive(pid: int) -> bool:
         return False
 
 
+
+
+def wait_port(proc, port: int, log: Path, timeout: float = 180) -> None:
+    """Wait until ``proc`` (a server) listens on ``port``; fail with the end of its ``log`` if it dies or is slow.
+
+    Only a TCP connect: a GET of a Voila page would start (and leave) a kernel of its own."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    proc.kill()
+    pytest.fail(f"the server on port {port} did not answer: {Path(log).read_text()[-2000:]}")

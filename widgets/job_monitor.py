@@ -92,25 +92,9 @@ def _history(job_id: str) -> collections.deque:
 
 def rebuild_loss(snap: JobSnapshot) -> list[tuple[float, float]]:
     """(step, loss) points of a job read back from the end of its log with the job's own parser."""
-    from lora_nb.progress.parsers import get_parser
+    from lora_nb.jobs.history import loss_series
 
-    parser = get_parser(snap.parser, snap.run_dir, snap.parser_options)
-    try:
-        with open(snap.log_path, "rb") as f:
-            f.seek(max(0, f.seek(0, 2) - REBUILD_BYTES))
-            data = f.read()
-    except OSError:
-        return []
-    out: list[tuple[float, float]] = []
-    for raw in data.replace(b"\r", b"\n").split(b"\n"):
-        if not raw:
-            continue
-        for ev in parser.feed(raw.decode("utf-8", errors="replace")):
-            d = ev.data
-            if ev.kind is EventKind.PROGRESS and d.get("loss") is not None and d.get("step") is not None:
-                if not out or d["step"] != out[-1][0]:
-                    out.append((d["step"], float(d["loss"])))
-    return out[-MAX_POINTS:]
+    return loss_series(snap, REBUILD_BYTES, last_known=False)[-MAX_POINTS:]
 
 
 class JobMonitor(W.VBox):

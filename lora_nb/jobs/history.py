@@ -85,13 +85,14 @@ def _sort_value(row: RunRow, key: str) -> Any:
     return (value is None, value if value is not None else 0)   # unknown values last, whichever the order
 
 
-def loss_series(snap: JobSnapshot) -> list[tuple[float, float]]:
-    """(step, loss) points of a run, read back from the end of its log with the run's own parser."""
+def loss_series(snap: JobSnapshot, max_bytes: int = LOG_BYTES, last_known: bool = True) -> list[tuple[float, float]]:
+    """(step, loss) points of a run, read back from the last ``max_bytes`` of its log with the run's own parser
+    (``last_known``: a log without a loss gives the snapshot's last step and loss, if any)."""
     from ..progress.parsers import get_parser
 
     try:
         with open(snap.log_path, "rb") as f:
-            f.seek(max(0, f.seek(0, 2) - LOG_BYTES))
+            f.seek(max(0, f.seek(0, 2) - max_bytes))
             data = f.read()
     except OSError:
         return []
@@ -105,7 +106,7 @@ def loss_series(snap: JobSnapshot) -> list[tuple[float, float]]:
             if ev.kind is EventKind.PROGRESS and d.get("loss") is not None and d.get("step") is not None:
                 if not out or d["step"] != out[-1][0]:
                     out.append((d["step"], float(d["loss"])))
-    if not out and snap.progress.step is not None and snap.progress.loss is not None:
+    if last_known and not out and snap.progress.step is not None and snap.progress.loss is not None:
         out = [(snap.progress.step, snap.progress.loss)]
     return out
 

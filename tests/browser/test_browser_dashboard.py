@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from PIL import Image
 import lora_nb
 from lora_nb import TrainingConfig
 from lora_nb.progress.events import JobStatus
-from support import BROWSER_ARTIFACTS, CHROMIUM_ARGS, free_port, wait_for
+from support import BROWSER_ARTIFACTS, CHROMIUM_ARGS, free_port, wait_for, wait_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed (apt-get install chromium)")]
@@ -53,16 +52,7 @@ def server(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "lora_nb.cli", "-w", str(root), "dashboard", "--port", str(port), "--no-browser"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:      # a GET of the page itself would start (and leave) a kernel of its own
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=5).close()   # Voila listens once it is ready
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the dashboard did not answer within 120 s: " + Path(log.name).read_text()[-2000:])
+    wait_port(proc, port, Path(log.name))
     yield url, ws
     os.killpg(proc.pid, 15)
     proc.wait(30)

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import lora_nb
 from lora_nb.progress.events import JobStatus
-from support import CHROMIUM_ARGS, REPO, free_port, wait_for
+from support import CHROMIUM_ARGS, REPO, free_port, wait_for, wait_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed (apt-get install chromium)")]
@@ -33,20 +31,6 @@ if (REPO / "widgets" / "runs.py").exists():      # the Runs tab, where its modul
     TABS.insert(5, "Runs")
 BG_LUMA = """(sel) => { const e = document.querySelector(sel); let c = getComputedStyle(e).backgroundColor;
   const m = c.match(/[\\d.]+/g).map(Number); return 0.2126 * m[0] + 0.7152 * m[1] + 0.0722 * m[2]; }"""
-
-
-def _wait_port(proc, port: int, log: Path, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=5).close()
-            return
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
-    proc.kill()
-    pytest.fail(f"the server did not answer: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +53,7 @@ def voila(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "lora_nb.cli", "-w", str(root), "dashboard", "--port", str(port), "--no-browser"],
                             stdout=open(log, "w"), stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
                             start_new_session=True)
-    _wait_port(proc, port, log)
+    wait_port(proc, port, log)
     yield f"http://127.0.0.1:{port}/", ws
     os.killpg(proc.pid, 15)
     proc.wait(30)
@@ -181,7 +165,7 @@ def lab(tmp_path_factory):
                              "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
                              "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True", *(["--allow-root"] if os.geteuid() == 0 else [])],
                             stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=nbdir)
-    _wait_port(proc, port, log)
+    wait_port(proc, port, log)
     yield f"http://127.0.0.1:{port}/lab/tree/dash.ipynb?token={token}", ws
     os.killpg(proc.pid, 15)
     proc.wait(30)

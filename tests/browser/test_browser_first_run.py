@@ -15,7 +15,6 @@ Screenshots go to test-artifacts/browser/first-run-*.png (or $LORA_NB_TEST_ARTIF
 from __future__ import annotations
 
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import pytest
 import lora_nb
 import lora_nb.system
 from lora_nb.progress.events import JobStatus
-from support import BROWSER_ARTIFACTS, CHROMIUM_ARGS, free_port, standin, wait_for
+from support import BROWSER_ARTIFACTS, CHROMIUM_ARGS, free_port, standin, wait_for, wait_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed (apt-get install chromium)")]
@@ -52,16 +51,7 @@ def server(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "lora_nb.cli", "-w", str(root), "dashboard", "--port", str(port), "--no-browser",
                              "--cull-idle", str(CULL_IDLE), "--cull-interval", "1"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=5).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the dashboard did not answer within 120 s: " + log_path.read_text()[-2000:])
+    wait_port(proc, port, log_path)
     yield f"http://127.0.0.1:{port}/", ws, proc, log_path
     os.killpg(proc.pid, 15)
     proc.wait(30)

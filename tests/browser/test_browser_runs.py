@@ -8,10 +8,8 @@ test-artifacts/browser/runs-compare.png (or $LORA_NB_TEST_ARTIFACTS).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ import pytest
 import lora_nb
 from lora_nb.config import TrainingConfig
 from lora_nb.progress.events import JobStatus
-from support import BROWSER_ARTIFACTS, CHROMIUM_ARGS, free_port
+from support import BROWSER_ARTIFACTS, CHROMIUM_ARGS, free_port, wait_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed (apt-get install chromium)")]
@@ -53,16 +51,7 @@ def server(tmp_path_factory):
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "-m", "lora_nb.cli", "-w", str(root), "dashboard", "--port", str(port), "--no-browser"],
                             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=5).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the dashboard did not answer within 120 s: " + log_path.read_text()[-2000:])
+    wait_port(proc, port, log_path)
     yield f"http://127.0.0.1:{port}/", jobs
     os.killpg(proc.pid, 15)
     proc.wait(30)
