@@ -41,9 +41,34 @@ def open_workspace(args: argparse.Namespace) -> "Workspace":
     return Workspace(args.workspace)
 
 
+WORKSPACE_HELP = "workspace folder (default: $LORA_NB_HOME, /workspace/lora-nb or ~/lora-nb)"
+
+
+def _add_workspace_option(parser: argparse.ArgumentParser, default: object) -> None:
+    """The one definition of ``-w/--workspace``; the top-level parser and every sub-command parser get it."""
+    parser.add_argument("--workspace", "-w", dest="workspace", default=default, help=WORKSPACE_HELP)
+
+
+def _add_workspace_to_subcommands(parser: argparse.ArgumentParser, seen: set[int] | None = None) -> None:
+    """Give every (nested) sub-command ``-w/--workspace`` so ``lora-nb dashboard -w DIR`` works like
+    ``lora-nb -w DIR dashboard``. Their default is SUPPRESS: argparse copies a sub-parser's namespace over the
+    parent's, so a plain default would clobber a value given before the sub-command; given after, it wins."""
+    seen = set() if seen is None else seen
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            if id(child) in seen:  # aliases share one parser
+                continue
+            seen.add(id(child))
+            if "--workspace" not in child._option_string_actions:
+                _add_workspace_option(child, argparse.SUPPRESS)
+            _add_workspace_to_subcommands(child, seen)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lora-nb", description="Jupyter-native LoRA training manager.")
-    parser.add_argument("--workspace", "-w", default=None, help="workspace folder (default: $LORA_NB_HOME, /workspace/lora-nb or ~/lora-nb)")
+    _add_workspace_option(parser, None)
     parser.add_argument("--version", action="version", version=f"lora-nb {__import__('lora_nb').__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -54,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _add_workspace_to_subcommands(parser)
     return parser
 
 
