@@ -1,9 +1,10 @@
 """ostris ai-toolkit adapter: renders the FLUX LoRA job YAML and runs ``run.py`` from the checkout.
 
-Follows ENGINES.md Part B and the Part C checklist: ``job: extension`` with one ``sd_trainer``
-process, a ``training_folder`` inside the run folder, no literal ``${`` anywhere (ai-toolkit
-substitutes environment variables into the whole file), ``python run.py /abs/job.yaml`` from the
-repository root with PYTHONUNBUFFERED=1, and SIGINT to stop (it then exits 0 with ``Job stopped``).
+Follows ENGINES.md Part B and the Part C checklist: ``job: extension`` with one ``diffusion_trainer``
+process (``sd_trainer`` plus polling of a SQLite flag store lora-nb creates in the run folder: save
+now, sample now), a ``training_folder`` inside the run folder, no literal ``${`` anywhere (ai-toolkit
+substitutes environment variables into the whole file), ``python run.py /abs/job.yaml`` from the repository root
+with PYTHONUNBUFFERED=1, and SIGINT to stop (it then exits 0 with ``Job stopped``).
 
 ai-toolkit counts a run in steps (loop iterations), not epochs: the step total comes from the
 same calculator as kohya's (``lora_nb.steps``), so an epoch-based config gives the same number
@@ -78,8 +79,11 @@ def _kv(args: list[str]) -> dict[str, Any]:
 
 
 def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps: int, steps_per_epoch: int | None,
-               training_folder: Path, log_dir: Path | None) -> dict[str, Any]:
-    """The ai-toolkit job as a dict (written as YAML). ``folders``: one ``{image_dir, num_repeats, is_reg}`` per subset."""
+               training_folder: Path, log_dir: Path | None, control_db: Path | None = None) -> dict[str, Any]:
+    """The ai-toolkit job as a dict (written as YAML). ``folders``: one ``{image_dir, num_repeats, is_reg}`` per subset.
+
+    With ``control_db`` the process is a ``diffusion_trainer`` (SDTrainer plus the flag polling of ai-toolkit's UI)
+    whose ``sqlite_db_path`` is that file: see :func:`create_control_db`."""
     arch = ARCHS.get(cfg.model_family)
     if arch is None:
         raise ConfigError(f"ai-toolkit runs FLUX, SD 1.5 and SDXL LoRAs here, not {cfg.model_family}.",
@@ -158,7 +162,8 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
         train["noise_offset"] = float(cfg.noise_offset)
     if cfg.min_snr_gamma:
         train["min_snr_gamma"] = float(cfg.min_snr_gamma)
-    process: dict[str, Any] = {"type": "sd_trainer", "training_folder": str(training_folder), "network": network, "save": save,
+    process: dict[str, Any] = {"type": "diffusion_trainer" if control_db else "sd_trainer", "training_folder": str(training_folder),
+                               **({"sqlite_db_path": str(control_db)} if control_db else {}), "network": network, "save": save,
                                "datasets": datasets, "train": train,
                                "model": {"name_or_path": cfg.pretrained_model_name_or_path, "arch": arch,
                                          "quantize": bool(cfg.fp8_base)}}
@@ -189,6 +194,37 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
            "meta": {"name": "[name]", "version": "1.0", **({"training_comment": cfg.training_comment} if cfg.training_comment else {})}}
     _refuse_env_syntax(job)
     return job
+
+
+# DiffusionTrainer (extensions_built_in/sd_trainer/DiffusionTrainer.py at 27a03a9) polls these columns of its Job row
+# after every step (end_step_hook: maybe_stop, maybe_save, maybe_sample; each clears its flag) and writes status, info,
+# step and speed_string; it is active only when sqlite_db_path exists when the process starts and AITK_JOB_ID is set
+CONTROL_TABLE = ("CREATE TABLE Job (id TEXT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'running', info TEXT NOT NULL DEFAULT '', "
+                 "step INTEGER NOT NULL DEFAULT 0, speed_string TEXT NOT NULL DEFAULT '', stop INTEGER NOT NULL DEFAULT 0, "
+                 "return_to_queue INTEGER NOT NULL DEFAULT 0, save_now INTEGER NOT NULL DEFAULT 0, "
+                 "sample_now INTEGER NOT NULL DEFAULT 0)")
+CONTROL_ROW = "lora-nb"
+NO_SAMPLES = "This run has no sample prompts, so there is nothing to sample; set sample prompts before the next run."
+
+
+def create_control_db(path: Path, row: str = CONTROL_ROW) -> Path:
+    """The SQLite flag store a ``diffusion_trainer`` polls: a ``Job`` table with one row, every flag 0.
+
+    >>> import sqlite3, tempfile, pathlib
+    >>> db = create_control_db(pathlib.Path(tempfile.mkdtemp()) / "control.db")
+    >>> sqlite3.connect(db).execute("SELECT save_now, sample_now, stop FROM Job WHERE id='lora-nb'").fetchone()
+    (0, 0, 0)
+    """
+    import sqlite3
+
+    conn = sqlite3.connect(str(path))
+    try:
+        with conn:
+            conn.execute(CONTROL_TABLE)
+            conn.execute("INSERT INTO Job (id) VALUES (?)", (row,))
+    finally:
+        conn.close()
+    return path
 
 
 def _refuse_env_syntax(value: Any, where: str = "config") -> None:
@@ -235,16 +271,23 @@ class AIToolkitEngine(CheckoutEngine):
         training_folder = resume_folder(Path(cfg.resume), cfg.output_name) if cfg.resume else run_dir / "output"
         training_folder.mkdir(parents=True, exist_ok=True)
         log_dir = run_dir / "logs" if cfg.log_with == "tensorboard" else None
-        job = render_job(cfg, dataset_subsets(cfg, self.ws), total, per_epoch, training_folder, log_dir)
+        control_db = create_control_db(run_dir / "control.db")
+        job = render_job(cfg, dataset_subsets(cfg, self.ws), total, per_epoch, training_folder, log_dir, control_db)
         job_yaml = run_dir / "job.yaml"
         job_yaml.write_text("# rendered by lora-nb for ai-toolkit's run.py\n" + yaml.safe_dump(job, sort_keys=False, allow_unicode=True),
                             encoding="utf-8")
         out = training_folder / cfg.output_name
         argv = [str(self.python), str(self.folder / "run.py"), str(job_yaml)]
-        env = dict(CONSOLE_ENV, DISABLE_TELEMETRY="YES")
+        env = dict(CONSOLE_ENV, DISABLE_TELEMETRY="YES", AITK_JOB_ID=CONTROL_ROW)
         options = {"name": cfg.output_name, "total_steps": total, "final_path": str(out / f"{cfg.output_name}.safetensors"),
                    "sample_dir": str(out / "samples"), "stop_signal": "SIGINT"}
-        return LaunchPlan(argv=argv, cwd=self.folder, env=env, parser="aitoolkit", parser_options=options, files={"job": job_yaml})
+        flag = {"flag_db": str(control_db), "table": "Job", "row": CONTROL_ROW}
+        sampling = "sample" in job["config"]["process"][0]
+        controls = {"save": dict(flag, column="save_now"),
+                    # maybe_sample calls sample(), which reads the sample section: without one it would crash the run
+                    "sample": dict(flag, column="sample_now") if sampling else {"unavailable": NO_SAMPLES}}
+        return LaunchPlan(argv=argv, cwd=self.folder, env=env, parser="aitoolkit", parser_options=options,
+                          files={"job": job_yaml, "control": control_db}, controls=controls)
 
     def artifacts(self, run_dir: Path) -> list[Artifact]:
         return collect_artifacts(run_dir)

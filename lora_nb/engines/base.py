@@ -43,6 +43,8 @@ class LaunchPlan:
     parser: str
     parser_options: dict[str, Any] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)   # rendered config files, by role
+    # mid-run control per action ("save", "sample"): how to ask (lora_nb.jobs.control) or {"unavailable": why}
+    controls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ DATASET_GENERAL = {"caption_extension": str, "shuffle_caption": bool, "keep_toke
                    "caption_tag_dropout_rate": float, "flip_aug": bool}
 DATASET_LEVEL = {"resolution": list, "batch_size": int, "enable_bucket": bool, "min_bucket_reso": int, "max_bucket_reso": int,
                  "bucket_reso_steps": int, "bucket_no_upscale": bool}
+# sd-scripts (48d368f) has no request channel: no signal handler, no flag file or database it polls (docs/engines.md)
+NO_MIDRUN_CONTROL = ("sd-scripts cannot save or sample on request while it trains (it reads no flag and handles no signal "
+                     "for it); it saves and samples on the schedule set before the start.")
 SUBSET_KEYS = {"image_dir": str, "num_repeats": int, "is_reg": bool, "class_tokens": str}
 
 # TrainingConfig fields rendered under the same name (when set and valid for the family)
@@ -282,7 +285,8 @@ class KohyaEngine(CheckoutEngine):
         if cfg.resume:
             options["step_offset"] = resume_offset(Path(cfg.resume))
         return LaunchPlan(argv=argv, cwd=self.folder, env=env, parser="kohya", parser_options=options,
-                          files={"training": train_toml, "dataset": dataset_toml, **({"prompts": prompts} if prompts else {})})
+                          files={"training": train_toml, "dataset": dataset_toml, **({"prompts": prompts} if prompts else {})},
+                          controls={"save": {"unavailable": NO_MIDRUN_CONTROL}, "sample": {"unavailable": NO_MIDRUN_CONTROL}})
 
     def artifacts(self, run_dir: Path) -> list[Artifact]:
         return collect_artifacts(run_dir)

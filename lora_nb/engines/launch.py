@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..ports import JobHandle, TrainingHome
     from ..config.model import TrainingConfig
 
-__all__ = ["submit_training", "preflight", "dataset_manifest"]
+__all__ = ["submit_training", "preflight", "dataset_manifest", "check_doctor", "doctor_findings"]
 
 _HF_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")   # "org/model": the engine downloads it
 
@@ -62,6 +62,42 @@ def preflight(ws: "TrainingHome", cfg: "TrainingConfig") -> list[str]:
         if value and not Path(value).exists():
             reasons.append(f"{key} points at {value}, which does not exist.")
     return reasons
+
+
+def doctor_findings(ws: "TrainingHome", cfg: "TrainingConfig") -> list[Any]:
+    """The dataset doctor's blocking findings for the datasets and subset folders ``cfg`` trains on
+    (``lora_nb.datasets.doctor.Finding``; a dataset that does not exist is left to :func:`preflight`)."""
+    from ..errors import NotFound
+
+    if isinstance(cfg.dataset, str):
+        wanted: dict[str, set[str] | None] = {cfg.dataset: None} if cfg.dataset else {}
+    else:
+        wanted = {}
+        for sub in cfg.dataset:
+            wanted.setdefault(sub.dataset, set()).add(sub.folder)   # type: ignore[union-attr]
+    found: list[Any] = []
+    for name, folders in sorted(wanted.items()):
+        try:
+            ds = ws.datasets.get(name)
+        except NotFound:
+            continue
+        found += ds.doctor(folders)
+    return found
+
+
+def check_doctor(ws: "TrainingHome", cfg: "TrainingConfig") -> None:
+    """Raise :class:`~lora_nb.errors.DatasetBlocked` when the dataset doctor finds what would make the run fail."""
+    from ..errors import DatasetBlocked
+
+    found = doctor_findings(ws, cfg)
+    if not found:
+        return
+    first = found[0]
+    more = f" ({len(found) - 1} more: {', '.join(f.code for f in found[1:])})" if len(found) > 1 else ""
+    fixable = [f for f in found if f.fix]
+    fix = ("Apply the fixes (the buttons beside Start in the Training tab, or ds.fix(finding) for each finding in "
+           "ds.doctor()), then start again." if fixable else "Fix the dataset as the sentence says, then start again.")
+    raise DatasetBlocked(f"The run cannot start: dataset '{first.dataset}': {first.message}{more}", fix=fix, findings=found)
 
 
 def _dataset_shape(ws: "TrainingHome", cfg: "TrainingConfig") -> list[str]:
@@ -129,6 +165,7 @@ def submit_training(ws: "TrainingHome", cfg: "TrainingConfig") -> "JobHandle":
     if not status.ok:
         raise EngineError(status.problems[0] if status.problems else f"{cfg.engine} is not installed.",
                           fix="" if status.problems else "Run `lora-nb engines install kohya`.")
+    check_doctor(ws, cfg)
     reasons = preflight(ws, cfg)
     if reasons:
         raise ConfigError("The run cannot start: " + reasons[0], fix=" ".join(reasons[1:3]) or None)
@@ -145,7 +182,7 @@ def submit_training(ws: "TrainingHome", cfg: "TrainingConfig") -> "JobHandle":
         meta = {"engine": cfg.engine, "model_family": cfg.model_family, "resolution": cfg.resolution,
                 "train_batch_size": cfg.train_batch_size, "dataset": cfg.dataset if isinstance(cfg.dataset, str) else "subsets",
                 "output_name": cfg.output_name, "expected_steps": est.total_steps, "engine_commit": status.version,
-                "files": {k: str(v) for k, v in plan.files.items()}}
+                "files": {k: str(v) for k, v in plan.files.items()}, "controls": plan.controls}
         return ws.jobs.submit_command(plan.argv, name=cfg.output_name, cwd=plan.cwd, env=plan.env, parser=plan.parser,
                                       parser_options=plan.parser_options, kind="training", meta=meta, job_id=job_id,
                                       gpus=cfg.num_processes)

@@ -173,6 +173,34 @@ class Job:
             return self.status
         return self.wait(timeout=grace + 5.0)
 
+    def control_reasons(self) -> dict[str, str | None]:
+        """``{"save": why not | None, "sample": why not | None}``: which mid-run requests this job takes now."""
+        from . import control
+
+        snap = self.snapshot(check=False)
+        if snap.status is not JobStatus.RUNNING:
+            return {a: f"The job is {snap.status.value}, not running." for a in control.ACTIONS}
+        return {a: control.reason(snap.meta, a) for a in control.ACTIONS}
+
+    def _request(self, action: str) -> None:
+        from . import control
+
+        snap = self.snapshot()
+        if snap.status is not JobStatus.RUNNING:
+            raise JobError(f"Job '{snap.name}' is {snap.status.value}, so it cannot {control.ACTIONS[action]}.",
+                           fix="Mid-run requests go to a running job.")
+        control.request(snap.meta, action)
+
+    def request_save(self) -> None:
+        """Ask the running trainer to save a checkpoint after its current step (ai-toolkit runs; sd-scripts has no
+        way to: raises JobError saying so). The checkpoint appears in ``job.artifacts`` like any other."""
+        self._request("save")
+
+    def request_sample(self) -> None:
+        """Ask the running trainer to make its sample images after its current step (ai-toolkit runs with sample
+        prompts; raises JobError with the reason otherwise)."""
+        self._request("sample")
+
     def log_tail(self, n: int = 100) -> list[str]:
         """The last ``n`` lines of the log as a terminal would show them (``\\r`` redraws collapsed)."""
         follower = self._manager._followers.get(self.id)

@@ -6,7 +6,7 @@ job1.yaml job2.yaml ...``); prints one JSON object per job, ``{"path", "ok", "st
 Per job, what ai-toolkit itself does before it loads models (toolkit/job.py, jobs/process/BaseSDTrainProcess.py at
 27a03a9), in the same order:
 1. ``toolkit.config.get_config(path)`` (env substitution, its YAML loader, ``[name]`` replacement), ``job == extension``
-   and one ``sd_trainer`` process;
+   and one ``sd_trainer`` (or ``diffusion_trainer``: the same with flag polling) process;
 2. the config classes BaseSDTrainProcess.__init__ builds: NetworkConfig, TrainConfig, ModelConfig (dtype from train),
    SaveConfig, SampleConfig, LoggingConfig, ``preprocess_dataset_raw_config`` + DatasetConfig per dataset, then
    ``validate_configs``;
@@ -35,7 +35,7 @@ def check(path):
         config = get_config(path, None)
         assert config["job"] == "extension", f"job is {config['job']!r}"
         procs = config["config"]["process"]
-        assert len(procs) == 1 and procs[0]["type"] == "sd_trainer", "expected one sd_trainer process"
+        assert len(procs) == 1 and procs[0]["type"] in ("sd_trainer", "diffusion_trainer"), "expected one sd_trainer process"
         proc = procs[0]
 
         stage = "config_classes"

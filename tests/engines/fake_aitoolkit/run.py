@@ -34,7 +34,7 @@ RULE = "=" * 40
 HASHES = "#" * 45
 
 KNOWN = {
-    "process": {"type", "training_folder", "name", "device", "trigger_word", "performance_log_every", "log_dir",
+    "process": {"type", "training_folder", "name", "device", "trigger_word", "performance_log_every", "log_dir", "sqlite_db_path",
                 "training_seed", "network", "save", "datasets", "train", "model", "sample", "logging"},
     "network": {"type", "linear", "linear_alpha", "conv", "conv_alpha", "dropout", "network_kwargs", "transformer_only"},
     "save": {"dtype", "save_every", "max_step_saves_to_keep", "save_format", "push_to_hub", "hf_repo_id", "hf_private"},
@@ -221,6 +221,41 @@ class Run:
                 out(f"Removing old save: {old}")
                 old.unlink()
 
+    # -- DiffusionTrainer's flag polling (extensions_built_in/sd_trainer/DiffusionTrainer.py at 27a03a9) ----------------
+    def ui_db(self) -> str | None:
+        """The SQLite file when the process is a diffusion_trainer with sqlite_db_path present and AITK_JOB_ID set."""
+        path = self.proc.get("sqlite_db_path", "./aitk_db.db")
+        if self.proc.get("type") != "diffusion_trainer" or not os.path.exists(path) or os.environ.get("AITK_JOB_ID") is None:
+            return None
+        return path
+
+    def db(self, sql: str, *args):
+        import sqlite3
+
+        conn = sqlite3.connect(self.ui_db(), timeout=30.0)
+        conn.isolation_level = None
+        try:
+            return conn.execute(sql, (*args, os.environ["AITK_JOB_ID"].strip())).fetchone()
+        finally:
+            conn.close()
+
+    def end_step_hook(self, step_num: int) -> None:
+        """After every step: the step into the row, then stop / save_now / sample_now, each flag cleared before acting."""
+        if self.ui_db() is None:
+            return
+        self.db("UPDATE Job SET step = ? WHERE id = ?", str(step_num))
+        if (self.db("SELECT stop FROM Job WHERE id = ?") or (0,))[0] == 1:
+            self.db("UPDATE Job SET status = ?, info = ? WHERE id = ?", "stopped", "Job stopped")
+            raise Exception("Job stopped")
+        if (self.db("SELECT save_now FROM Job WHERE id = ?") or (0,))[0] == 1:
+            self.db("UPDATE Job SET save_now = ? WHERE id = ?", "0")
+            out(f"\nSaving at step {step_num}")
+            self.save(step_num)
+        if (self.db("SELECT sample_now FROM Job WHERE id = ?") or (0,))[0] == 1:
+            self.db("UPDATE Job SET sample_now = ? WHERE id = ?", "0")
+            out(f"\nSampling at step {step_num}")
+            self.sample(step_num)
+
     def run(self) -> None:
         proc, name = self.proc, self.name
         if proc.get("type") not in ("sd_trainer", "diffusion_trainer", "textual_inversion_trainer"):
@@ -235,6 +270,9 @@ class Run:
         train, model = proc["train"], proc["model"]
         if not model.get("name_or_path"):
             raise ValueError("name_or_path must be specified")
+        if self.ui_db() is not None:
+            out(f"Using SQLite database at {self.ui_db()}")
+            out(f'Job ID: "{os.environ["AITK_JOB_ID"].strip()}"')
         self.out = Path(proc["training_folder"]) / name
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps({"job": "extension", "config": {"name": name, "process": [proc]}, "meta": self.meta}))))
@@ -368,6 +406,7 @@ class Run:
                 if sample_every and step % sample_every == 0:
                     self.sample(step)
             self.bar.update(step + 1 - self.bar.n)
+            self.end_step_hook(step + 1)
         # the loop's last step is never saved on its own: the final file is
         self.bar.close()
         self.bar = None
