@@ -36,13 +36,15 @@ from lora_nb import Workspace
 from lora_nb.config.model import TrainingConfig
 from lora_nb.errors import InvalidInput, NotFound
 from lora_nb.jobs.format import bar_fraction, failure_cause, log_lines, loss_svg, progress_line, status_style
+from lora_nb.jobs.gpu_watch import live_findings
+from lora_nb.jobs.slowdown import TITLES, Finding, is_slowdown_hint
 from lora_nb.jobs.manager import Job
 from lora_nb.jobs.models import JobSnapshot
 from lora_nb.progress.events import Event, EventKind, JobStatus
 
 from .common import ErrorBanner, Runner, Throttle, css, esc, fmt_bytes, image_bytes, one_sentence
 
-__all__ = ["JobMonitor", "LossChart", "file_link", "rebuild_loss"]
+__all__ = ["JobMonitor", "LossChart", "file_link", "rebuild_loss", "slowdown_cards"]
 
 LOG_LINES = 200          # lines shown in the log view
 LOG_READ = 4 * LOG_LINES # lines read for it (runs of progress lines fold into one)
@@ -85,6 +87,22 @@ def file_link(path: Path, root: Path, label: str | None = None) -> str:
     return f'<span title="{esc(path)}">{text}</span> <small>({size}; {esc(path)})</small>'
 
 
+def slowdown_cards(findings: list[Finding]) -> str:
+    """The slowdown doctor's findings as warning cards (icon, what is seen, the hint); "" when there are none.
+
+    >>> from lora_nb.jobs.slowdown import Sample, diagnose
+    >>> 'data-code="loader_bound"' in slowdown_cards(diagnose([Sample(t, step=t, gpu_util=5) for t in range(0, 30, 5)]))
+    True
+    """
+    return "".join(
+        f'<div class="lnb-card lnb-slowdown" data-code="{esc(f.code)}" role="alert" '
+        f'style="border-left:4px solid var(--lnb-warn,#ef6c00);margin:4px 0;padding:6px 10px">'
+        f'<span class="lnb-slowdown-icon" style="color:var(--lnb-warn,#ef6c00)">&#9888;</span> '
+        f'<b>{esc(TITLES.get(f.code, "Slowdown"))}</b>: {esc(f.text)}'
+        f'<div class="lnb-slowdown-hint" style="color:var(--jp-ui-font-color2,#6b7280)">{esc(f.hint)}</div></div>'
+        for f in findings)
+
+
 def _history(job_id: str) -> collections.deque:
     with _HISTORY_LOCK:
         return _HISTORY.setdefault(job_id, collections.deque(maxlen=MAX_POINTS))
@@ -121,6 +139,9 @@ class JobMonitor(W.VBox):
         self.samples_box = css(W.HBox(self.sample_images), "lnb-samples")
         self.artifacts_view = css(W.HTML(""), "lnb-artifacts")
         self.hints_view = css(W.HTML(""), "lnb-job-hints")
+        self.slowdown_view = css(W.HTML(""), "lnb-slowdown-view")   # the slowdown doctor's warnings, while the run is live
+        self._slowdown_key: tuple[Any, ...] | None = None
+        self._slowdown_now: list[Finding] = []
         self.stop_button = css(W.Button(description="Stop", icon="stop", button_style="danger", disabled=True), "lnb-job-stop")
         self.resume_button = css(W.Button(description="Resume", icon="play", disabled=True), "lnb-job-resume")
         self.rerun_button = css(W.Button(description="Re-run", icon="repeat", disabled=True), "lnb-job-rerun")
@@ -129,7 +150,7 @@ class JobMonitor(W.VBox):
         self.rerun_button.on_click(g(self.rerun))
         self.throttle = Throttle(self.render, rate)
         super().__init__([self.title, self.banner, W.HBox([self.bar, self.stop_button, self.resume_button, self.rerun_button]),
-                          self.stats, self.hints_view, self.chart, W.HTML("<b>Log</b> (the newest lines, newest at the bottom)"), self.log_view,
+                          self.stats, self.slowdown_view, self.hints_view, self.chart, W.HTML("<b>Log</b> (the newest lines, newest at the bottom)"), self.log_view,
                           W.HTML("<b>Samples</b>"), self.samples_box, W.HTML("<b>Files</b>"), self.artifacts_view])
         self.add_class("lnb-job-monitor")
         if job is not None:
@@ -212,7 +233,11 @@ class JobMonitor(W.VBox):
                                + esc("\n".join(lines)) + "</pre></div>")
         err = snap.error if status is JobStatus.FAILED else None
         cause = failure_cause(err) if err else ""
-        self.hints_view.value = "".join(f'<div style="color:#9a6700">{esc(one_sentence(h))}</div>' for h in snap.hints[-3:]
+        live = not status.is_final
+        findings = self._slowdown(snap) if live else []          # cleared when resolved, and once the run ended
+        self.slowdown_view.value = slowdown_cards(findings)
+        hints = [h for h in snap.hints if not (live and is_slowdown_hint(h))]   # live: the cards say it, as it is now
+        self.hints_view.value = "".join(f'<div style="color:#9a6700">{esc(one_sentence(h))}</div>' for h in hints[-3:]
                                         if one_sentence(h) != cause) + (
             f'<div class="lnb-job-cause" style="color:#b00020">{esc(cause)}</div>' if cause else "")
         if status.is_final and self._stopping == snap.id:
@@ -227,6 +252,19 @@ class JobMonitor(W.VBox):
         self.rerun_button.disabled = not status.is_final
         self.resume_button.disabled = not (status.is_final and status is not JobStatus.SUCCEEDED
                                            and self._state_dir(snap) is not None)
+
+    def _slowdown(self, snap: JobSnapshot) -> list[Finding]:
+        """The slowdown doctor's findings from the run's gpu.jsonl, read again only when the file changed."""
+        path = snap.run_dir / "gpu.jsonl"
+        try:
+            st = path.stat()
+            key: tuple[Any, ...] = (snap.id, st.st_size, st.st_mtime_ns)
+        except OSError:
+            key = (snap.id, None)
+        if key != self._slowdown_key:
+            self._slowdown_key = key
+            self._slowdown_now = live_findings(snap.run_dir) if key[1] is not None else []
+        return self._slowdown_now
 
     def _draw_artifacts(self, arts: list[dict[str, Any]]) -> None:
         root = self.ws.root

@@ -28,7 +28,7 @@ from ..progress.events import JobStatus, Progress
 from ..progress.parsers import TASK_MARKER
 
 __all__ = ["progress_line", "job_line", "status_style", "StatusStyle", "loss_svg", "fmt_duration", "first_sentence",
-           "failure_cause", "marker_text", "is_progress_marker", "log_lines"]
+           "failure_cause", "marker_text", "is_progress_marker", "log_lines", "SVG_PANEL", "SVG_TEXT", "SVG_LINE"]
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -191,6 +191,13 @@ def bar_fraction(progress: Progress, status: JobStatus) -> float:
     return 1.0 if status is JobStatus.SUCCEEDED else (progress.fraction or 0.0)
 
 
+# Chart colours from JupyterLab's theme variables (our Voila template's light/dark switch sets the same ones), with
+# light fallbacks for a page without them; as inline CSS, since SVG presentation attributes do not take var().
+SVG_PANEL = 'style="fill:var(--jp-layout-color1,#fafafa);stroke:var(--jp-border-color2,#ddd)"'
+SVG_TEXT = 'style="fill:var(--jp-ui-font-color2,#555)"'
+SVG_LINE = 'style="stroke:var(--jp-brand-color1,#1565c0)"'
+
+
 def loss_svg(points: Sequence[tuple[float, float]], width: int = 520, height: int = 180, max_drawn: int = 400) -> str:
     """A small SVG line chart of (step, loss) points (downsampled to ``max_drawn``), with axis labels.
 
@@ -198,8 +205,9 @@ def loss_svg(points: Sequence[tuple[float, float]], width: int = 520, height: in
     True
     """
     if not points:
-        return (f'<svg class="lnb-loss-svg" width="{width}" height="{height}"><text x="10" y="{height // 2}" fill="#888" '
-                f'font-size="12">no loss values yet</text></svg>')
+        return (f'<svg class="lnb-loss-svg" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+                f'<rect class="lnb-chart-panel" x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" {SVG_PANEL}/>'
+                f'<text x="10" y="{height // 2}" font-size="12" {SVG_TEXT}>no loss values yet</text></svg>')
     points = list(points)
     if len(points) > max_drawn:
         stride = len(points) / max_drawn
@@ -223,10 +231,10 @@ def loss_svg(points: Sequence[tuple[float, float]], width: int = 520, height: in
     path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
     return (f'<svg class="lnb-loss-svg" width="{width}" height="{height}" data-points="{len(points)}" '
             f'data-last-step="{xs[-1]:g}" xmlns="http://www.w3.org/2000/svg">'
-            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ddd"/>'
-            f'<polyline fill="none" stroke="#1565c0" stroke-width="1.5" points="{path}"/>'
-            f'<text x="2" y="{top + 10}" font-size="10" fill="#555">{y1:.4g}</text>'
-            f'<text x="2" y="{top + ph}" font-size="10" fill="#555">{y0:.4g}</text>'
-            f'<text x="{left}" y="{height - 4}" font-size="10" fill="#555">step {x0:g}</text>'
-            f'<text x="{width - right - 70}" y="{height - 4}" font-size="10" fill="#555">step {xs[-1]:g}</text>'
-            f'<text x="{left + pw // 2 - 30}" y="{height - 4}" font-size="10" fill="#555">loss {ys[-1]:.4g}</text></svg>')
+            f'<rect class="lnb-chart-panel" x="{left}" y="{top}" width="{pw}" height="{ph}" {SVG_PANEL}/>'
+            f'<polyline fill="none" stroke-width="1.5" {SVG_LINE} points="{path}"/>'
+            f'<text x="2" y="{top + 10}" font-size="10" {SVG_TEXT}>{y1:.4g}</text>'
+            f'<text x="2" y="{top + ph}" font-size="10" {SVG_TEXT}>{y0:.4g}</text>'
+            f'<text x="{left}" y="{height - 4}" font-size="10" {SVG_TEXT}>step {x0:g}</text>'
+            f'<text x="{width - right - 70}" y="{height - 4}" font-size="10" {SVG_TEXT}>step {xs[-1]:g}</text>'
+            f'<text x="{left + pw // 2 - 30}" y="{height - 4}" font-size="10" {SVG_TEXT}>loss {ys[-1]:.4g}</text></svg>')

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..progress.events import Event, Progress
-from .slowdown import Sample, diagnose
+from .slowdown import Finding, Sample, diagnose
 
-__all__ = ["GpuWatch", "nvml_sampler", "INTERVAL"]
+__all__ = ["GpuWatch", "nvml_sampler", "read_samples", "live_findings", "INTERVAL"]
 
 INTERVAL = 5.0           # seconds between samples
 MAX_KEPT = 2000          # samples kept in memory (about 2.7 hours at 5 s)
@@ -102,3 +102,42 @@ class GpuWatch:
                 self.reported.add(finding.code)
                 out.append(Event.hint(finding.message, code=f"slowdown_{finding.code}"))
         return out
+
+
+HEAD_BYTES = 64 << 10    # the start of gpu.jsonl read for the baseline (its first minutes: ~40 samples)
+TAIL_BYTES = 256 << 10   # and its end, for the window judged
+
+
+def read_samples(path: Path) -> list[Sample]:
+    """The samples of a ``gpu.jsonl`` (its start and its end when it is long; bad lines skipped); [] when absent."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(0)
+            if size <= HEAD_BYTES + TAIL_BYTES:
+                lines = f.read().splitlines()
+            else:
+                head = f.read(HEAD_BYTES).splitlines()[:-1]            # the last line may be cut
+                f.seek(size - TAIL_BYTES)
+                lines = head + f.read().splitlines()[1:]
+    except OSError:
+        return []
+    names = Sample.__dataclass_fields__
+    out = []
+    for line in lines:
+        try:
+            d = json.loads(line)
+            out.append(Sample(**{k: d.get(k) for k in names}))
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+def live_findings(run_dir: Path) -> list[Finding]:
+    """What the slowdown doctor finds in a run's ``gpu.jsonl`` now (from any process: the file is the record).
+
+    >>> import tempfile, pathlib
+    >>> live_findings(pathlib.Path(tempfile.mkdtemp()))
+    []
+    """
+    return diagnose(read_samples(run_dir / "gpu.jsonl"))

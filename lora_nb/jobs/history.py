@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..errors import ConfigError
 from ..progress.events import EventKind, JobStatus
-from .format import fmt_duration
+from .format import SVG_PANEL, SVG_TEXT, fmt_duration
 from .models import JobSnapshot
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,7 +131,7 @@ def overlay_svg(series: dict[str, Sequence[tuple[float, float]]], width: int = 5
     drawn = {k: list(v) for k, v in series.items() if v}
     if not drawn:
         return (f'<svg class="lnb-compare-svg" width="{width}" height="{height}"><text x="10" y="{height // 2}" '
-                f'fill="#888" font-size="12">no loss values in these runs</text></svg>')
+                f'font-size="12" {SVG_TEXT}>no loss values in these runs</text></svg>')
     xs = [x for pts in drawn.values() for x, _ in pts]
     ys = [y for pts in drawn.values() for _, y in pts]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
@@ -141,7 +141,7 @@ def overlay_svg(series: dict[str, Sequence[tuple[float, float]]], width: int = 5
     pw, ph = width - left - right, height - top - bottom
     parts = [f'<svg class="lnb-compare-svg" width="{width}" height="{height}" data-series="{len(drawn)}" '
              f'xmlns="http://www.w3.org/2000/svg">',
-             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ddd"/>']
+             f'<rect class="lnb-chart-panel" x="{left}" y="{top}" width="{pw}" height="{ph}" {SVG_PANEL}/>']
     for i, (name, pts) in enumerate(drawn.items()):
         if len(pts) > 600:
             stride = len(pts) / 600
@@ -151,11 +151,11 @@ def overlay_svg(series: dict[str, Sequence[tuple[float, float]]], width: int = 5
         parts.append(f'<polyline data-run="{_esc(name)}" fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
         ly = top + ph + 30 + 14 * i
         parts.append(f'<rect x="{left}" y="{ly - 8}" width="10" height="3" fill="{colour}"/>'
-                     f'<text x="{left + 14}" y="{ly - 4}" font-size="10" fill="#333">{_esc(name)} · loss {pts[-1][1]:.4g}</text>')
-    parts.append(f'<text x="2" y="{top + 10}" font-size="10" fill="#555">{y1:.4g}</text>'
-                 f'<text x="2" y="{top + ph}" font-size="10" fill="#555">{y0:.4g}</text>'
-                 f'<text x="{left}" y="{top + ph + 14}" font-size="10" fill="#555">step {x0:g}</text>'
-                 f'<text x="{width - right - 70}" y="{top + ph + 14}" font-size="10" fill="#555">step {x1:g}</text></svg>')
+                     f'<text x="{left + 14}" y="{ly - 4}" font-size="10" {SVG_TEXT}>{_esc(name)} · loss {pts[-1][1]:.4g}</text>')
+    parts.append(f'<text x="2" y="{top + 10}" font-size="10" {SVG_TEXT}>{y1:.4g}</text>'
+                 f'<text x="2" y="{top + ph}" font-size="10" {SVG_TEXT}>{y0:.4g}</text>'
+                 f'<text x="{left}" y="{top + ph + 14}" font-size="10" {SVG_TEXT}>step {x0:g}</text>'
+                 f'<text x="{width - right - 70}" y="{top + ph + 14}" font-size="10" {SVG_TEXT}>step {x1:g}</text></svg>')
     return "".join(parts)
 
 

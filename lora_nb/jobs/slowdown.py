@@ -21,7 +21,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
-__all__ = ["Sample", "Finding", "diagnose", "BASELINE_SECONDS", "RECENT_SECONDS"]
+__all__ = ["Sample", "Finding", "diagnose", "is_slowdown_hint", "TITLES", "HINTS", "BASELINE_SECONDS", "RECENT_SECONDS"]
 
 BASELINE_SECONDS = 180.0   # "its own first minutes": the window after the first measured rate
 RECENT_SECONDS = 60.0      # the window judged
@@ -29,6 +29,17 @@ MIN_SAMPLES = 3            # per window
 SLOWER_RATIO = 2 / 3       # more than a third slower
 VRAM_FULL = 0.97           # used / total
 IDLE_UTIL = 40.0           # per cent
+
+# each finding's title (a warning card's heading) and hint (what to do), by code
+TITLES = {"slower": "Training slowed down", "vram_full": "GPU memory is full", "loader_bound": "The GPU waits for data"}
+HINTS = {
+    "slower": "Look for another process on the GPU (nvidia-smi), a hot or power-capped GPU, the system swapping, or "
+              "samples being generated too often.",
+    "vram_full": "Lower train_batch_size or resolution, turn on gradient_checkpointing, cache latents, or use an 8-bit "
+                 "optimizer; a run at the limit slows down or fails with out-of-memory.",
+    "loader_bound": "Raise max_data_loader_n_workers, turn on persistent_data_loader_workers and cache_latents (to disk), "
+                    "and keep the dataset on a local SSD.",
+}
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,7 @@ def diagnose(samples: Sequence[Sample], baseline_seconds: float = BASELINE_SECON
             b, r = _median(base), _median(late)   # type: ignore[arg-type]
             if r < b * SLOWER_RATIO:
                 out.append(Finding("slower", f"Training slowed from {b:.2f} to {r:.2f} it/s ({(1 - r / b):.0%} slower than its first minutes).",
-                                   "Look for another process on the GPU (nvidia-smi), a hot or power-capped GPU, the "
-                                   "system swapping, or samples being generated too often."))
+                                   HINTS["slower"]))
 
     mem = [s for s in recent if s.mem_used is not None and s.mem_total]
     if len(mem) >= MIN_SAMPLES and all(s.mem_used / s.mem_total >= VRAM_FULL for s in mem):   # type: ignore[operator]
@@ -88,8 +98,7 @@ def diagnose(samples: Sequence[Sample], baseline_seconds: float = BASELINE_SECON
         gib = 1 << 30 if (last.mem_total or 0) > 1 << 20 else 1
         unit = " GiB" if gib > 1 else ""
         out.append(Finding("vram_full", f"GPU memory sits at its limit ({last.mem_used / gib:.1f} of {last.mem_total / gib:.1f}{unit}).",   # type: ignore[operator]
-                           "Lower train_batch_size or resolution, turn on gradient_checkpointing, cache latents, or use an "
-                           "8-bit optimizer; a run at the limit slows down or fails with out-of-memory."))
+                           HINTS["vram_full"]))
 
     util = [s for s in recent if s.gpu_util is not None]
     steps = [s.step for s in recent if s.step is not None]
@@ -97,6 +106,14 @@ def diagnose(samples: Sequence[Sample], baseline_seconds: float = BASELINE_SECON
     if len(util) >= MIN_SAMPLES and advancing and _median([s.gpu_util for s in util]) < IDLE_UTIL:   # type: ignore[misc]
         out.append(Finding("loader_bound", f"The GPU is idle most of the time ({_median([s.gpu_util for s in util]):.0f}% busy) "   # type: ignore[misc]
                            "while steps advance: the data loader is the bottleneck.",
-                           "Raise max_data_loader_n_workers, turn on persistent_data_loader_workers and cache_latents "
-                           "(to disk), and keep the dataset on a local SSD."))
+                           HINTS["loader_bound"]))
     return out
+
+
+def is_slowdown_hint(text: str) -> bool:
+    """Whether a job hint is one of the slowdown doctor's (its message ends with one of :data:`HINTS`).
+
+    >>> is_slowdown_hint(diagnose([Sample(t, step=t, gpu_util=5) for t in range(0, 30, 5)])[0].message)
+    True
+    """
+    return any(text.endswith(h) for h in HINTS.values())

@@ -31,6 +31,8 @@ if (REPO / "widgets" / "runs.py").exists():      # the Runs tab, where its modul
     TABS.insert(5, "Runs")
 BG_LUMA = """(sel) => { const e = document.querySelector(sel); let c = getComputedStyle(e).backgroundColor;
   const m = c.match(/[\\d.]+/g).map(Number); return 0.2126 * m[0] + 0.7152 * m[1] + 0.0722 * m[2]; }"""
+FILL_LUMA = BG_LUMA.replace("backgroundColor", "fill")   # an SVG shape's colour: its computed fill
+CHART = ".lnb-tab-jobs .lnb-loss-svg .lnb-chart-panel"   # the job monitor's loss chart (drawn before any job)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +117,7 @@ def test_voila_light_and_dark_themes_with_screenshots_of_every_panel(voila, brow
         light = page.evaluate(BG_LUMA, ".lnb-first-run")
         assert light > 200
         _shoot_every_panel(page, "light")
+        assert page.evaluate(FILL_LUMA, CHART) > 200                # the loss chart follows the theme
         page.locator("#lnb-theme-switch").click()                 # the switch flips it at once, and is remembered
         assert page.evaluate("() => document.body.dataset.lnbTheme") == "dark"
     finally:
@@ -126,6 +129,8 @@ def test_voila_light_and_dark_themes_with_screenshots_of_every_panel(voila, brow
         assert page.evaluate(BG_LUMA, "body") < 60
         paths = _shoot_every_panel(page, "dark")
         assert all(p.stat().st_size > 5000 for p in paths)
+        assert page.evaluate(FILL_LUMA, CHART) < 80                 # no white chart on a dark page
+        assert page.evaluate(FILL_LUMA, ".lnb-tab-jobs .lnb-loss-svg text") > 120    # its labels light
     finally:
         page.close()
 

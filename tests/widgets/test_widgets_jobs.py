@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 import lora_nb
 from lora_nb.progress.events import JobStatus
 from lora_nb.widgets import JobMonitor, JobsPanel
@@ -198,3 +200,83 @@ def test_a_monitor_frame_and_a_job_line_each_read_the_database_once(ws, tmp_path
     assert calls == ["query"] and line.label.value.startswith("running · step "), (calls, line.label.value)
     m.detach(), line.detach()
     job.stop(grace=5)
+
+
+# -- the slowdown doctor's warnings in the monitor ------------------------------------------------------------
+# The run is a real supervised process (a sleeping Python: it reports no step rate, so the supervisor's own
+# sampler stays quiet); its gpu.jsonl is written by the real GpuWatch with a FAKE NVML sampler (no GPU here),
+# the way the supervisor writes it during a GPU run.
+SLOWDOWN_CASES = {
+    # code: (samples that trigger it, samples after which it is resolved); a sample: (t, step, rate, gpu or None)
+    "slower": ([(t, t, 3.0, None) for t in range(0, 180, 5)] + [(t, t, 1.5, None) for t in range(400, 480, 5)],
+               [(t, t, 3.0, None) for t in range(480, 560, 5)]),
+    "vram_full": ([(t, t, 2.0, (99.0, 79.9, 80.0)) for t in range(0, 60, 5)],
+                  [(t, t, 2.0, (99.0, 50.0, 80.0)) for t in range(60, 130, 5)]),
+    "loader_bound": ([(t, t, 0.5, (10.0, 10.0, 80.0)) for t in range(0, 60, 5)],
+                     [(t, t, 2.0, (97.0, 10.0, 80.0)) for t in range(60, 130, 5)]),
+}
+
+
+def _write_samples(watch, samples):
+    from lora_nb.progress.events import Progress
+
+    for t, step, rate, gpu in samples:
+        watch.sampler = (lambda g=gpu: g) if gpu is not None else None
+        watch.tick(float(t), Progress(step=step, rate=rate))
+
+
+
+@pytest.mark.parametrize("code", sorted(SLOWDOWN_CASES))
+def test_slowdown_warning_card_while_live_and_cleared_when_resolved(ws, code):
+    import sys
+
+    from lora_nb.jobs.gpu_watch import GpuWatch
+    from lora_nb.jobs.slowdown import HINTS, TITLES
+
+    job = ws.jobs.submit_command([sys.executable, "-c", "import time; time.sleep(120)"], name="slow", kind="training")
+    wait_for(lambda: job.status is JobStatus.RUNNING, timeout=60)
+    m = JobMonitor(ws, job)
+    try:
+        assert m.slowdown_view.value == ""                                   # nothing measured: no card
+        watch = GpuWatch(None, job.run_dir, interval=0)
+        watch.start = 0.0
+        trigger, resolve = SLOWDOWN_CASES[code]
+        _write_samples(watch, trigger)
+        m.render()
+        card = m.slowdown_view.value
+        assert f'data-code="{code}"' in card and card.count("lnb-slowdown-icon") == 1
+        assert TITLES[code] in card and HINTS[code].split(";")[0].replace("(", "") in card.replace("(", "")
+        _write_samples(watch, resolve)
+        m.render()
+        assert m.slowdown_view.value == ""                                   # resolved: the card goes
+        _write_samples(watch, [(t + 1000, s + 1000, r, g) for t, s, r, g in trigger])   # back again, then the run ends
+        m.render()
+        assert f'data-code="{code}"' in m.slowdown_view.value
+        job.stop(wait=True)
+        wait_for(lambda: (m.render(), m.slowdown_view.value == "")[1], timeout=30)
+    finally:
+        m.detach()
+
+
+def test_slowdown_hints_become_cards_not_lines_while_live(ws):
+    """A slowdown hint event (recorded as the supervisor records it) is not repeated as a plain hint line while the
+    run is live (its card shows the state now); other hints still are; once the run ended, it is a line again."""
+    import sys
+
+    from lora_nb.jobs import records
+    from lora_nb.jobs.slowdown import Sample, diagnose
+
+    job = ws.jobs.submit_command([sys.executable, "-c", "import time; time.sleep(120)"], name="slow", kind="training")
+    wait_for(lambda: job.status is JobStatus.RUNNING, timeout=60)
+    finding = diagnose([Sample(float(t), step=t, gpu_util=5) for t in range(0, 30, 5)])[0]
+    with ws.store.transaction() as c:
+        records.add_event(c, job.id, "hint", {"text": finding.message, "code": "slowdown_loader_bound"})
+        records.add_event(c, job.id, "hint", {"text": "Another hint. Do this.", "code": "other"})
+    m = JobMonitor(ws, job)
+    try:
+        assert len(job.snapshot().hints) == 2
+        assert "GPU is idle" not in m.hints_view.value and "Another hint" in m.hints_view.value
+        job.stop(wait=True)
+        wait_for(lambda: (m.render(), "GPU is idle" in m.hints_view.value)[1], timeout=30)
+    finally:
+        m.detach()
