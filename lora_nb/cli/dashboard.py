@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .voila_serve import TOKEN_ENV
 
 __all__ = ["register", "voila_command", "voila_config", "data_paths", "FILE_TYPES", "CULL_IDLE", "CULL_INTERVAL"]
 
@@ -121,10 +122,13 @@ def voila_command(ws_root: Path, port: int, ip: str, token: str | None, open_bro
     # our config file first (it wins), then the usual places (a user's voila.json may add settings);
     # one path per option: the form traitlets wants for list options on the command line
     search = [str(config_dir)] + [p for p in jupyter_config_path() if p != str(config_dir)]
-    argv = [sys.executable, "-m", "voila", str(served), f"--Voila.root_dir={ws_root}", "--template=lora-nb",
+    # Voila through lora_nb.cli.voila_serve: its file downloads need the token too, and the token travels in the
+    # environment (never on a command line that `ps` shows), which that module clears before kernels start
+    argv = [sys.executable, "-m", "lora_nb.cli.voila_serve", str(served), f"--Voila.root_dir={ws_root}", "--template=lora-nb",
             f"--port={port}", f"--Voila.ip={ip}", "--no-browser" if not open_browser else "--Voila.open_browser=True",
-            *(f"--Voila.config_file_paths={p}" for p in search),
-            f"--token={token or ''}"]
+            *(f"--Voila.config_file_paths={p}" for p in search)]
+    env.pop("LORA_NB_TOKEN", None)
+    env[TOKEN_ENV] = token or ""
     return argv, env
 
 
@@ -135,7 +139,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     argv, env = voila_command(ws.root, args.port, args.ip, args.token, open_browser=not args.no_browser,
                               cull_idle=args.cull_idle, cull_interval=args.cull_interval)
     host = "127.0.0.1" if args.ip in ("", "localhost") else args.ip
-    print(f"lora-nb dashboard on http://{host}:{args.port}/  (workspace {ws.root})", flush=True)
+    # the URL with the token goes to this terminal only (Voila's own log line shows "?token=...")
+    query = f"?token={args.token}" if args.token else ""
+    print(f"lora-nb dashboard on http://{host}:{args.port}/{query}  (workspace {ws.root})", flush=True)
     # become Voila (same pid): a supervisor's SIGTERM, Ctrl+C and `kill` reach the server itself, which
     # shuts its kernels down; nothing is left running behind a wrapper process
     os.execve(argv[0], argv, env)
