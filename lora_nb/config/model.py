@@ -57,6 +57,27 @@ class Subset(BaseModel):
     num_repeats: int = Field(1, ge=1, le=10_000, description="How many times each image is seen per epoch.")
     is_reg: bool = Field(False, description="Regularisation images.")
     class_tokens: str | None = Field(None, description="Caption for images without a caption file.")
+    # sd-scripts dataset-TOML subset options (ENGINES.md: dataset config); None takes the config's own value
+    caption_extension: str | None = Field(None, description="Caption files of this subset (empty: the config's caption extension).")
+    keep_tokens: int | None = Field(None, ge=0, le=255, description="Tags kept first when shuffling (empty: the config's keep first tags).")
+    flip_aug: bool | None = Field(None, description="Random horizontal flips for this subset (empty: the config's flip setting).")
+    random_crop: bool = Field(False, description="Random crops instead of centre crops (needs latent caching off).")
+
+    @field_validator("caption_extension")
+    @classmethod
+    def _caption_extension(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not re.fullmatch(r"\.?[A-Za-z0-9_.-]{1,32}", v):
+            raise ValueError("write a caption extension like .txt or .caption")
+        return v if v.startswith(".") else "." + v
+
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, v: str) -> str:
+        if v.startswith(("/", "\\")) or ".." in v.replace("\\", "/").split("/"):
+            raise ValueError("the folder is a sub-folder inside the dataset, like '10_alice'")
+        return v.strip("/")
 
 
 class TrainingConfig(BaseModel):
@@ -301,6 +322,9 @@ class TrainingConfig(BaseModel):
                 problems.append("Caching text encoder outputs needs 'train U-Net/DiT only'.")
             if self.shuffle_caption or self.caption_dropout_rate or self.caption_tag_dropout_rate:
                 problems.append("Caching text encoder outputs cannot be combined with tag shuffling or caption dropout.")
+        if isinstance(self.dataset, list) and self.cache_latents and any(s.random_crop for s in self.dataset):
+            problems.append("Random crop cannot be used with cached latents (sd-scripts refuses it). "
+                            "Turn 'Cache latents' off, or random crop off for every subset.")
         if self.full_bf16 and self.mixed_precision != "bf16":
             problems.append("full_bf16 needs mixed precision bf16.")
         if self.full_fp16 and self.mixed_precision != "fp16":
@@ -411,8 +435,14 @@ class TrainingConfig(BaseModel):
 def field_messages(e: ValidationError) -> dict[str, str]:
     """``{field: "message a person understands"}`` from a pydantic error."""
     out: dict[str, str] = {}
-    for err in e.errors():
-        loc = ".".join(str(x) for x in err.get("loc", ()))
+    errors = e.errors()
+    # `dataset` is a name or a list of subsets: report the branch the value took (dataset.0.num_repeats)
+    subset_errors = any("list[Subset]" in [str(x) for x in err.get("loc", ())] for err in errors)
+    for err in errors:
+        parts = [str(x) for x in err.get("loc", ())]
+        if parts[:2] == ["dataset", "str"] and subset_errors:
+            continue
+        loc = ".".join(p for p in parts if p not in ("list[Subset]", "str") or parts[:1] != ["dataset"])
         msg = str(err.get("msg", ""))
         msg = re.sub(r"^(Value error|Assertion failed), ", "", msg)
         if "__cross__" in msg:

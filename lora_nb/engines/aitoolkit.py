@@ -80,7 +80,8 @@ def _kv(args: list[str]) -> dict[str, Any]:
 
 def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps: int, steps_per_epoch: int | None,
                training_folder: Path, log_dir: Path | None, control_db: Path | None = None) -> dict[str, Any]:
-    """The ai-toolkit job as a dict (written as YAML). ``folders``: one ``{image_dir, num_repeats, is_reg}`` per subset.
+    """The ai-toolkit job as a dict (written as YAML). ``folders``: one dataset-TOML subset table per subset
+    (``image_dir``, ``num_repeats``, ``is_reg``, and a subset's own ``caption_extension``/``keep_tokens``/``flip_aug``/``random_crop``).
 
     With ``control_db`` the process is a ``diffusion_trainer`` (SDTrainer plus the flag polling of ai-toolkit's UI)
     whose ``sqlite_db_path`` is that file: see :func:`create_control_db`."""
@@ -132,15 +133,18 @@ def render_job(cfg: "TrainingConfig", folders: list[dict[str, Any]], total_steps
             "max_step_saves_to_keep": int(cfg.save_last_n_epochs or 4)}
     datasets = []
     for f in folders:
-        d: dict[str, Any] = {"folder_path": str(f["image_dir"]), "caption_ext": cfg.caption_extension.lstrip(".") or "txt",
+        caption_ext = f.get("caption_extension", cfg.caption_extension)      # a subset's own values first
+        d: dict[str, Any] = {"folder_path": str(f["image_dir"]), "caption_ext": caption_ext.lstrip(".") or "txt",
                              "caption_dropout_rate": float(cfg.caption_dropout_rate), "shuffle_tokens": bool(cfg.shuffle_caption),
-                             "keep_tokens": int(cfg.keep_tokens), "cache_latents_to_disk": bool(cfg.cache_latents_to_disk),
+                             "keep_tokens": int(f.get("keep_tokens", cfg.keep_tokens)), "cache_latents_to_disk": bool(cfg.cache_latents_to_disk),
                              "resolution": [side], "buckets": bool(cfg.enable_bucket),
                              "num_repeats": int(f["num_repeats"])}
         if f.get("is_reg"):
             d["is_reg"] = True
-        if cfg.flip_aug:
+        if f.get("flip_aug", cfg.flip_aug):
             d["flip_x"] = True
+        if f.get("random_crop"):
+            d["random_crop"] = True
         if f.get("class_tokens"):
             d["default_caption"] = str(f["class_tokens"])
         datasets.append(d)

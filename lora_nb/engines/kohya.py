@@ -37,7 +37,8 @@ DATASET_LEVEL = {"resolution": list, "batch_size": int, "enable_bucket": bool, "
 # sd-scripts (48d368f) has no request channel: no signal handler, no flag file or database it polls (docs/engines.md)
 NO_MIDRUN_CONTROL = ("sd-scripts cannot save or sample on request while it trains (it reads no flag and handles no signal "
                      "for it); it saves and samples on the schedule set before the start.")
-SUBSET_KEYS = {"image_dir": str, "num_repeats": int, "is_reg": bool, "class_tokens": str}
+SUBSET_KEYS = {"image_dir": str, "num_repeats": int, "is_reg": bool, "class_tokens": str, "caption_extension": str,
+               "keep_tokens": int, "flip_aug": bool, "random_crop": bool}
 
 # TrainingConfig fields rendered under the same name (when set and valid for the family)
 _DIRECT = [
@@ -228,6 +229,15 @@ def dataset_subsets(cfg: "TrainingConfig", ws: "EngineHome") -> list[dict[str, A
             table["is_reg"] = True
         if sub.class_tokens:
             table["class_tokens"] = str(sub.class_tokens)
+        # per-subset overrides of [general] (sd-scripts' subset options; None: the general value applies)
+        if sub.caption_extension is not None:
+            table["caption_extension"] = str(sub.caption_extension)
+        if sub.keep_tokens is not None:
+            table["keep_tokens"] = int(sub.keep_tokens)
+        if sub.flip_aug is not None:
+            table["flip_aug"] = bool(sub.flip_aug)
+        if sub.random_crop:
+            table["random_crop"] = True
         out.append(table)
     return out
 

@@ -40,7 +40,7 @@ KNOWN = {
     "save": {"dtype", "save_every", "max_step_saves_to_keep", "save_format", "push_to_hub", "hf_repo_id", "hf_private"},
     "dataset": {"folder_path", "caption_ext", "default_caption", "caption_dropout_rate", "shuffle_tokens", "keep_tokens",
                 "token_dropout_rate", "cache_latents_to_disk", "cache_latents", "resolution", "buckets", "bucket_tolerance",
-                "num_repeats", "batch_size", "is_reg", "flip_x", "flip_y", "num_workers"},
+                "num_repeats", "batch_size", "is_reg", "flip_x", "flip_y", "num_workers", "random_crop"},
     "train": {"batch_size", "steps", "gradient_accumulation_steps", "gradient_accumulation", "train_unet", "train_text_encoder",
               "gradient_checkpointing", "noise_scheduler", "optimizer", "optimizer_params", "lr", "lr_scheduler",
               "lr_scheduler_params", "dtype", "max_grad_norm", "noise_offset", "min_snr_gamma", "disable_sampling",
