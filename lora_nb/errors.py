@@ -43,6 +43,15 @@ class ConfigError(LoraNbError, ValueError):
     """A configuration value is out of range or inconsistent."""
 
 
+class DatasetBlocked(ConfigError):
+    """A training run was refused because its dataset has findings that would make it fail
+    (``findings``: the :class:`lora_nb.datasets.doctor.Finding` list; ``ds.fix(finding)`` repairs those that can be)."""
+
+    def __init__(self, message: str, fix: str | None = None, findings: list | None = None) -> None:
+        super().__init__(message, fix)
+        self.findings = list(findings or [])
+
+
 class EngineError(LoraNbError):
     """A training engine is missing, misconfigured or failed to start."""
 

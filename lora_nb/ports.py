@@ -82,6 +82,8 @@ class DatasetView(Protocol):
 
     def subsets(self) -> Sequence[Any]: ...
 
+    def doctor(self, folders: Any = None) -> Sequence[Any]: ...
+
 
 class DatasetSource(Protocol):
     """Looks datasets up by name (``ws.datasets`` is one)."""

@@ -227,6 +227,41 @@ class Captions:
                           lambda img, text, sep: None if text is None else normalize_text(text, sep),
                           preview, compare_bytes=True)
 
+    def reencode_utf8(self, selection=None, encoding: str | None = None, preview: bool = False) -> EditResult:
+        """Rewrite captions that are not clean UTF-8 (other encodings, byte-order marks, UTF-16) as UTF-8,
+        text unchanged otherwise; undoable with :meth:`undo`, which puts the old bytes back.
+
+        Without ``encoding``, valid UTF-8 stays and other bytes are read as Windows-1252 (see
+        :func:`lora_nb.captions.text.decode_legacy`); pass ``encoding="shift_jis"`` (any Python codec) when
+        you know the files were written in another one. A file that does not decode with it raises InvalidInput.
+        """
+        from .text import caption_problem, decode_legacy
+
+        images = self._store.select(selection)
+        if encoding is not None:
+            import codecs
+
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise InvalidInput(f"{encoding!r} is not a text encoding Python knows.",
+                                   fix="Use a codec name such as 'cp1252', 'latin-1' or 'shift_jis', or leave it out.") from None
+
+        def text_fn(img: str, text: str | None, sep: str) -> str | None:
+            raw = None if text is None else read_or_none(self._store.cap_paths([img])[0])
+            why = None if raw is None else caption_problem(raw)
+            if why not in ("is not UTF-8", "starts with a byte-order mark"):
+                return None          # clean, missing, empty or only multi-line: not this operation's business
+            if encoding is None or why != "is not UTF-8":
+                return text
+            try:
+                return decode_caption(decode_legacy(raw, encoding).encode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise InvalidInput(f"The caption of {Path(img).name} is not {encoding} ({e.reason} at byte {e.start}).",
+                                   fix="Leave encoding out to read it as Windows-1252, or name the right encoding.") from None
+
+        return bulk.apply(self._store, "reencode_utf8", images, text_fn, preview, compare_bytes=True)
+
     # -- statistics ------------------------------------------------------------------
     def frequencies(self, selection=None) -> Counter:
         """How many captions contain each tag (a tag repeated in one caption counts once).

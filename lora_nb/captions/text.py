@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["decode_caption", "encode_caption", "split_tags", "join_tags", "detect_separator", "KAOMOJI",
+__all__ = ["decode_caption", "decode_legacy", "encode_caption", "split_tags", "join_tags", "detect_separator", "KAOMOJI",
            "caption_problem"]
 
 DEFAULT_SEPARATOR = ", "
@@ -42,13 +42,46 @@ def decode_caption(data: bytes) -> str:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            try:
-                text = data.decode("cp1252")
-            except UnicodeDecodeError:
-                text = data.decode("latin-1")
+            text = decode_legacy(data)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text.rstrip("\n")
+
+
+def _cp1252_byte(b: int) -> str:
+    try:
+        return bytes((b,)).decode("cp1252")
+    except UnicodeDecodeError:      # 0x81, 0x8d, 0x8f, 0x90, 0x9d: no Windows-1252 character, Latin-1's control
+        return chr(b)
+
+
+_LEGACY = [_cp1252_byte(b) for b in range(256)]
+
+
+def decode_legacy(data: bytes, encoding: str | None = None) -> str:
+    """Bytes that are not UTF-8 to text: with ``encoding``, decoded strictly with it; otherwise every valid
+    UTF-8 sequence stays as it is and each other byte is read as Windows-1252 (Latin-1 where Windows-1252
+    has no character), which is what editors on Windows write and also right for files that mix both.
+
+    >>> decode_legacy(b"caf\\xe9, \\x93quoted\\x94")
+    'café, “quoted”'
+    >>> decode_legacy(b"caf\\xc3\\xa9 and na\\xefve")
+    'café and naïve'
+    """
+    if encoding is not None:
+        return data.decode(encoding)
+    out: list[str] = []
+    i, n = 0, len(data)
+    while i < n:
+        try:
+            out.append(data[i:].decode("utf-8"))
+            break
+        except UnicodeDecodeError as e:
+            out.append(data[i:i + e.start].decode("utf-8"))
+            bad = i + e.start
+            out.append(_LEGACY[data[bad]])
+            i = bad + 1
+    return "".join(out)
 
 
 def encode_caption(text: str, newline: bool = False) -> bytes:

@@ -33,8 +33,9 @@ from .listing import natural_key as _natural_key
 if TYPE_CHECKING:  # pragma: no cover
     from ..ports import DatasetsHome, JobHandle, JobSubmitter
     from ..captions import Captions
+    from .doctor import Finding, FixResult
     from .importer import ImportResult
-    from .report import DatasetReport
+    from .report import DatasetReport, Problem
 
 __all__ = ["Dataset", "ImageItem", "Subset", "REG_FOLDER_NAMES", "META_DIR"]
 
@@ -303,6 +304,25 @@ class Dataset:
                 p.with_name(p.stem + ext).unlink(missing_ok=True)
         return n
 
+    def exclude_images(self, images: Sequence[ImageRef]) -> list[Path]:
+        """Move images (with their captions) out of the dataset into ``.lora-nb/excluded``, deleting nothing;
+        returns where they went (see :mod:`lora_nb.datasets.exclude`)."""
+        from .exclude import exclude
+
+        return exclude(self, images)
+
+    def excluded(self) -> list[Path]:
+        """The images :meth:`exclude_images` (or a doctor fix) moved out, in the quarantine."""
+        from .exclude import excluded
+
+        return excluded(self)
+
+    def restore_excluded(self, images: Iterable[Path | str] | None = None) -> list[Path]:
+        """Put excluded images (all, or some from :meth:`excluded`) back where they were."""
+        from .exclude import restore
+
+        return restore(self, images)
+
     # -- captions, report, thumbnails, tagging -------------------------------------------
     @functools.cached_property
     def captions(self) -> "Captions":
@@ -316,6 +336,20 @@ class Dataset:
         from .report import build_report
 
         return build_report(self, resolution=resolution, trigger_words=trigger_words, **options)
+
+    def doctor(self, folders: Iterable[str] | None = None) -> list["Finding"]:
+        """The findings that block a training launch (the report's errors), each with its fix's label or None;
+        ``folders``: only those about these subset folders. See :mod:`lora_nb.datasets.doctor`."""
+        from .doctor import findings
+
+        return findings(self, folders)
+
+    def fix(self, finding: "Finding | Problem") -> "FixResult":
+        """Apply the one-click fix of a finding from :meth:`doctor` (or a report Problem); it moves files into
+        ``.lora-nb/excluded`` or rewrites captions as one undoable caption operation, never deletes."""
+        from .doctor import apply_fix
+
+        return apply_fix(self, finding)
 
     def report_job(self, resolution: int | tuple[int, int] = 512, trigger_words: str | Sequence[str] | None = None,
                    **options: Any) -> "JobHandle":

@@ -34,6 +34,7 @@ class Problem:
     code: str                # "corrupt", "missing_captions", ...
     message: str             # one sentence, with the fix
     paths: tuple[Path, ...] = ()
+    detail: str = ""         # what a fix needs beyond the paths (the trigger word of "trigger_missing")
 
 
 @dataclass
@@ -208,9 +209,10 @@ def build_report(ds: "Dataset", resolution: int | tuple[int, int] = 512, trigger
                  *, enable_bucket: bool = True, min_bucket_reso: int = 256, max_bucket_reso: int = 1024,
                  bucket_reso_steps: int = 64, bucket_no_upscale: bool = False, near_threshold: int = 4,
                  tiny_fraction: float = 0.25, workers: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> DatasetReport:
+                 progress: Callable[[int, int], None] | None = None, duplicates: bool = True) -> DatasetReport:
     """Build a :class:`DatasetReport`. ``near_threshold``: most differing bits (of 64) for near duplicates;
-    ``tiny_fraction``: images under this share of the training area are "tiny"."""
+    ``tiny_fraction``: images under this share of the training area are "tiny"; ``duplicates=False`` skips
+    the duplicate search (it reads every same-sized file; no blocking finding depends on it)."""
     from ..files import read_or_none as _read
 
     ds.captions.recover()      # a bulk edit cut short by a crash is rolled back before anything is judged
@@ -278,10 +280,11 @@ def build_report(ds: "Dataset", resolution: int | tuple[int, int] = 512, trigger
                 rep.other_files.append(f)
     # duplicates
     usable_paths = [p for p, _ in usable]
-    rep.exact_duplicates = _exact_groups(usable_paths)
-    exclude = {frozenset((a, b)) for g in rep.exact_duplicates for a in g for b in g if a != b}
-    hashed = [(p, m["ph"]) for p, m in usable if m.get("ph") is not None]
-    rep.near_duplicates = _near_groups([p for p, _ in hashed], [h for _, h in hashed], near_threshold, exclude)
+    if duplicates:
+        rep.exact_duplicates = _exact_groups(usable_paths)
+        exclude = {frozenset((a, b)) for g in rep.exact_duplicates for a in g for b in g if a != b}
+        hashed = [(p, m["ph"]) for p, m in usable if m.get("ph") is not None]
+        rep.near_duplicates = _near_groups([p for p, _ in hashed], [h for _, h in hashed], near_threshold, exclude)
     # buckets: the same function the step calculator uses, so that both agree with kohya
     try:
         from ..config.buckets import bucket_counts
@@ -311,7 +314,8 @@ def _add_problems(rep: DatasetReport, root: Path, words: list[str]) -> None:
     if rep.corrupt:
         ps = [p for p, _ in rep.corrupt]
         add(Problem("error", "corrupt", f"{_plural(len(ps), 'image')} cannot be decoded ({_few(ps, root)}: {rep.corrupt[0][1]}); "
-                    "remove or replace them, or training stops when it reaches them.", tuple(ps)))
+                    "move them out of the dataset (ds.fix(problem) puts them in .lora-nb/excluded) or replace them, "
+                    "or training stops when it reaches them.", tuple(ps)))
     if rep.empty_captions:
         add(Problem("error", "empty_captions", f"{_plural(len(rep.empty_captions), 'caption file')} "
                     f"{'is' if len(rep.empty_captions) == 1 else 'are'} empty ({_few(rep.empty_captions, root)}), which kohya refuses; "
@@ -319,7 +323,7 @@ def _add_problems(rep: DatasetReport, root: Path, words: list[str]) -> None:
     not_utf8 = [p for p, why in rep.caption_issues if why == "is not UTF-8"]
     if not_utf8:
         add(Problem("error", "caption_encoding", f"{_plural(len(not_utf8), 'caption')} {'is' if len(not_utf8) == 1 else 'are'} not UTF-8 "
-                    f"({_few(not_utf8, root)}), which kohya cannot read; run ds.captions.normalize_whitespace() to rewrite them as UTF-8.", tuple(not_utf8)))
+                    f"({_few(not_utf8, root)}), which kohya cannot read; re-encode them as UTF-8 (ds.fix(problem), undoable with ds.captions.undo()).", tuple(not_utf8)))
     bom = [p for p, why in rep.caption_issues if "byte-order" in why]
     if bom:
         add(Problem("warning", "caption_bom", f"{_plural(len(bom), 'caption')} start with a byte-order mark ({_few(bom, root)}) that ends up "
@@ -360,7 +364,7 @@ def _add_problems(rep: DatasetReport, root: Path, words: list[str]) -> None:
         missing = rep.missing_trigger.get(w, [])
         if missing:
             add(Problem("warning", "trigger_missing", f"The trigger word '{w}' is missing from {_plural(len(missing), 'caption')} "
-                        f"({_few(missing, root)}); run ds.captions.add_trigger({w!r}).", tuple(missing)))
+                        f"({_few(missing, root)}); run ds.captions.add_trigger({w!r}).", tuple(missing), detail=w))
     if rep.orphan_captions:
         add(Problem("info", "orphan_captions", f"{_plural(len(rep.orphan_captions), 'caption file')} have no image ({_few(rep.orphan_captions, root)}) and are ignored.",
                     tuple(rep.orphan_captions)))

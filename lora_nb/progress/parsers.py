@@ -121,6 +121,7 @@ class TaskParser(LogParser):
 _REGISTRY: dict[str, str] = {
     "plain": "lora_nb.progress.parsers:PlainParser",
     "task": "lora_nb.progress.parsers:TaskParser",
+    "hf-trainer": "lora_nb.progress.hf_trainer:HFTrainerParser",   # Hugging Face Trainer / Accelerate scripts
     "kohya": "lora_nb.engines.kohya_parser:KohyaParser",
     "aitoolkit": "lora_nb.engines.aitoolkit_parser:AIToolkitParser",
 }
@@ -134,6 +135,7 @@ def register_parser(name: str, target: str | Callable[..., LogParser]) -> None:
 
 
 def parser_names() -> list[str]:
+    """The names of the registered parsers, sorted (what ``submit_command(parser=...)`` accepts)."""
     return sorted(_REGISTRY)
 
 
