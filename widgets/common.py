@@ -15,15 +15,17 @@ import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import ipywidgets as W
 from ipywidgets.widgets.widget_bool import CheckboxStyle, ToggleButtonStyle
 from ipywidgets.widgets.widget_string import HTMLStyle, TextStyle
 
 from lora_nb.jobs.format import bar_fraction, failure_cause, fmt_duration, job_line, status_style
-from lora_nb.jobs.manager import Job
 from lora_nb.progress.events import JobStatus
+
+if TYPE_CHECKING:  # pragma: no cover  (the job manager and its models load when a job is first shown:
+    from lora_nb.jobs.manager import Job     # not on the dashboard's first page)
 
 __all__ = ["ErrorBanner", "Throttle", "Runner", "one_sentence", "fmt_bytes", "fmt_duration", "css", "image_bytes",
            "JobLine", "esc", "HTMLStyle", "TextStyle", "CheckboxStyle", "ToggleButtonStyle", "Presence", "PRESENCE",

@@ -8,6 +8,7 @@ import io
 import sys
 import threading
 import time
+from collections import Counter
 
 import pytest
 from PIL import Image
@@ -194,3 +195,56 @@ def test_a_10000_image_dataset_opens_its_gallery_page_in_under_a_second(ws):
     took = time.perf_counter() - t
     assert "10,000 images" in p.gallery.page_label.value and all(img.value for img in p.gallery.images)
     assert took < 1.0, took
+
+
+FIRST_PAGE_MODELS = 170     # widget models an empty workspace's dashboard opens with (154 when this was written)
+
+
+def test_the_first_page_opens_few_widget_models_and_the_gallery_cells_wait_for_images(ws):
+    """Every widget model is a comm the browser must open and draw before the page is interactive: the first page
+    keeps them few. The Datasets gallery's 20 re-used cells (about 100 models) are made the first time a dataset
+    with images is shown, not for an empty workspace or an empty dataset."""
+    from ipywidgets.widgets.widget import _instances
+
+    before = set(_instances)
+    d = Dashboard(ws, live=False)
+    try:
+        made = [w for k, w in list(_instances.items()) if k not in before]
+        assert len(made) <= FIRST_PAGE_MODELS, (len(made), Counter(type(w).__name__ for w in made).most_common(8))
+        g = d.datasets.gallery
+        assert g.cells == [] and g.grid.children == () and "no images" in g.page_label.value
+        ws.datasets.create("empty")
+        d.datasets.refresh(select="empty")
+        assert g.cells == []                                           # still nothing to show
+        make_big(ws, "few", 25)
+        d.datasets.refresh(select="few")
+        d.datasets.runner.idle()
+        assert len(g.cells) == 20 and list(g.grid.children) == g.cells and all(img.value for img in g.images)
+        cells = list(g.cells)
+        d.datasets.refresh(select="empty")
+        d.datasets.refresh(select="few")
+        assert g.cells == cells                                        # made once, then re-used
+    finally:
+        d.close()
+
+
+def test_the_header_leaves_its_full_read_until_the_page_is_drawn(ws, monkeypatch):
+    """The first paint (kernel thread) shows RAM and disk without loading the job manager; the refresh thread's
+    first full read (GPU, jobs) waits for the browser's first presence ping, so it does not compete with drawing
+    the first page."""
+    from lora_nb.widgets.common import PRESENCE
+
+    monkeypatch.setattr(PRESENCE, "timeout", None)        # no browser has pinged yet (restored after the test)
+    monkeypatch.setattr(PRESENCE, "last", 0.0)
+    h = SystemHeader(ws, interval=60)
+    try:
+        assert "RAM" in h.value and "jobs: checking" in h.value and "jobs" not in vars(ws)
+        time.sleep(0.5)
+        assert "jobs" not in vars(ws)                       # still waiting for the page
+        PRESENCE.ping(interval=30.0)
+        deadline = time.time() + 30
+        while time.time() < deadline and "no job running" not in h.value:
+            time.sleep(0.05)
+        assert "no job running" in h.value and "jobs: checking" not in h.value
+    finally:
+        h.close()
