@@ -9,6 +9,7 @@ True
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import ipywidgets as W
@@ -18,6 +19,8 @@ from lora_nb import Workspace
 from .common import PRESENCE, chip, esc, one_sentence
 
 __all__ = ["SystemHeader"]
+
+FIRST_WAIT = 3.0       # at most this long after the first paint before the first full read (see _loop)
 
 
 class SystemHeader(W.HTML):
@@ -42,6 +45,12 @@ class SystemHeader(W.HTML):
             self.refresh()
 
     def _loop(self, interval: float) -> None:
+        # the first full read (nvidia-smi, the job manager's imports) waits until a browser has drawn the page (its first
+        # presence ping), at most FIRST_WAIT seconds: done at once it competes with drawing the first page for the kernel
+        deadline = time.monotonic() + FIRST_WAIT
+        while PRESENCE.timeout is None and time.monotonic() < deadline:
+            if self._stop.wait(0.05):
+                return
         self.refresh()
         while not self._stop.wait(interval):
             if PRESENCE.watching():      # a closed tab's kernel stays quiet (and can be culled)
@@ -64,10 +73,13 @@ class SystemHeader(W.HTML):
         except Exception as e:   # facts are nice to have; never break the dashboard over them
             text = one_sentence(e)
         try:
-            running = self.ws.jobs.snapshots(status=["starting", "running"])
+            # the first, quick paint (kernel thread) does not load the job manager and its models: the thread does, at once
+            running = (None if not gpu and "jobs" not in vars(self.ws)
+                       else self.ws.jobs.snapshots(status=["starting", "running"]))
         except Exception:
             running = []
-        jobs = "".join(chip(_job_text(s), "run", "▶") for s in running[:2]) or chip("no job running", "idle", "■")
+        jobs = (chip("jobs: checking…", "idle", "■") if running is None
+                else "".join(chip(_job_text(s), "run", "▶") for s in running[:2]) or chip("no job running", "idle", "■"))
         facts_html = " ".join(chip(p, k) for p, k in parts) if parts else esc(text)
         self.value = (f'<div class="lnb-bar"><span class="lnb-brand">lora-nb</span>'
                       f'<span class="lnb-sysinfo" title="{esc(text)}">{facts_html}</span>'
