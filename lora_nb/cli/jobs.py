@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..jobs.format import is_progress_marker, marker_text, progress_line
 from ..progress.events import JobStatus
-from ..progress.parsers import TASK_MARKER
+from ..progress.parsers import TASK_MARKER, parser_names
 from . import open_workspace as _ws
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -182,7 +182,9 @@ def register(sub: Any) -> None:
     q.add_argument("--name")
     q.add_argument("--cwd")
     q.add_argument("--env", action="append", metavar="KEY=VALUE")
-    q.add_argument("--parser", default="plain")
+    q.add_argument("--parser", default="plain", choices=parser_names(), metavar="NAME",
+                   help=f"how the log is read for progress and loss: {', '.join(parser_names())} (default plain; "
+                        "hf-trainer for Hugging Face Trainer / Accelerate scripts)")
     q.add_argument("--gpus", type=int, default=1, metavar="N", help="GPU slots the job holds (default 1; it sees only those devices)")
     q.add_argument("--no-gpu", action="store_true", help="hold no GPU slot: start at once, see no GPU (same as --gpus 0)")
     q.add_argument("--wait", action="store_true", help="wait for the job to end; exit 0 if it succeeded")

@@ -44,3 +44,22 @@ def test_errors_are_one_line_without_traceback(ws):
     assert out.stderr.strip() == "lora-nb: There is no job 'nope'. List jobs with ws.jobs.list() or `lora-nb jobs list`."
     out = lora_nb(ws, "jobs", "submit", "--", "/no/such/program", check=False)
     assert out.returncode == 1 and "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_submit_with_a_parser_by_name(ws, tmp_path):
+    out = lora_nb(ws, "jobs", "submit", "--parser", "nope", "--", sys.executable, "-c", "pass", check=False)
+    assert out.returncode == 2 and "invalid choice: 'nope'" in out.stderr and "hf-trainer" in out.stderr
+    assert ws.jobs.list() == []
+    help_text = lora_nb(ws, "jobs", "submit", "--help").stdout
+    assert "aitoolkit, hf-trainer, kohya, plain, task" in " ".join(help_text.split())
+    script = tmp_path / "hf.py"
+    script.write_text("import sys\n"
+                      "for s in range(1, 11):\n"
+                      "    sys.stderr.write(f'\\r{s * 10:3d}%|#         | {s}/10 [00:01<00:01,  9.00it/s]')\n"
+                      "    if s % 5 == 0:\n"
+                      "        sys.stderr.write(f\"\\r{' ' * 30}\\r{{'loss': {1.0 / s}, 'learning_rate': 5e-05, 'epoch': {s / 10}}}\\n\")\n"
+                      "        sys.stderr.write(f'\\r{s * 10:3d}%|#         | {s}/10 [00:01<00:01,  9.00it/s]')\n")
+    out = lora_nb(ws, "jobs", "submit", "--parser", "hf-trainer", "--no-gpu", "--wait", "--", sys.executable, str(script))
+    job_id = out.stdout.split()[0]
+    shown = json.loads(lora_nb(ws, "jobs", "show", job_id, "--json").stdout)
+    assert shown["progress"]["step"] == 10 and shown["progress"]["loss"] == 0.1 and shown["progress"]["lr"] == 5e-05
