@@ -12,7 +12,8 @@ never blocks the kernel).
 
 Resuming: the kernel keeps the bytes received so far (the part file, and beside it
 ``.upload-<id>.json`` with the acknowledged offset and the CRC-32 of those bytes). When a reply does not
-come within ``ack_timeout`` seconds (a dropped connection, a kernel websocket reconnecting), the browser
+come within ``ack_timeout`` seconds (30, or ``$LORA_NB_UPLOAD_ACK_TIMEOUT``; a dropped connection, a kernel
+websocket reconnecting), the browser
 asks for the upload's ``status`` until the kernel answers, and goes on from the offset it reports: a
 slice the kernel acknowledged is never sent again, one it did not get is. A slice that arrives twice
 (queued by the page while offline) is acknowledged without being written again. A page reloaded after a
@@ -208,6 +209,8 @@ class ChunkedUpload(anywidget.AnyWidget):
     resume_for = traitlets.Float(600.0).tag(sync=True)   # how long it keeps asking before it gives up
 
     def __init__(self, dest_dir: str | os.PathLike[str], max_bytes: int | None = None, accept: str = "", **kwargs: Any) -> None:
+        if os.environ.get("LORA_NB_UPLOAD_ACK_TIMEOUT"):     # a slow link (or a test) can change the 30 s
+            kwargs.setdefault("ack_timeout", float(os.environ["LORA_NB_UPLOAD_ACK_TIMEOUT"]))
         super().__init__(accept=accept, **kwargs)
         self.dest_dir = Path(dest_dir)
         self.max_bytes = max_bytes
