@@ -27,6 +27,7 @@ from lora_nb.errors import EngineError, InvalidInput
 from lora_nb.jobs.format import failure_cause
 
 from .common import HTMLStyle, ErrorBanner, JobLine, Runner, Throttle, css, ended_text, esc, one_sentence
+from .doctor import DoctorBox
 from .page import Notice
 
 __all__ = ["TrainingPanel", "Field", "build_field"]
@@ -268,6 +269,7 @@ class TrainingPanel(W.VBox):
         self.report_button = css(W.Button(description="Check dataset", icon="check"), "lnb-train-report-btn")
         self.report_view = css(W.HTML(""), "lnb-train-report")
         self.start_button = css(W.Button(description="Start training", button_style="success", icon="play"), "lnb-train-start")
+        self.doctor = DoctorBox(self.ws, on_change=self._doctor_changed, banner=self.banner)   # blocking findings + fixes
         self.preset_load.on_click(g(self._load_preset))
         self.preset_save.on_click(g(self._save_preset))
         self.report_button.on_click(g(self._report))
@@ -290,7 +292,7 @@ class TrainingPanel(W.VBox):
             self.install_line, self.engine_message, self.hardware_note,
             self.cross_error, W.VBox(basic), self.advanced,
             W.HBox([W.HTML("<b>Steps:</b>&nbsp;"), self.steps_label]),
-            W.HBox([self.report_button, self.start_button, self.start_notice]), self.report_view,
+            W.HBox([self.report_button, self.start_button, self.start_notice]), self.doctor, self.report_view,
         ])
         self.add_class("lnb-training")
         self._family_changed()
@@ -367,7 +369,8 @@ class TrainingPanel(W.VBox):
                 f.show(msg)
         cross = errors.get("", "")
         self.cross_error.value = f'<div style="color:#b00020">{esc(cross)}</div>' if cross else ""
-        self.start_button.disabled = bool(errors)
+        self.start_button.disabled = bool(errors) or self.doctor.blocked
+        self.doctor.watch(data.get("dataset"))       # in the background, only when the datasets/subsets change
         if errors:
             self.steps_label.value = '<span style="color:#777">fix the settings marked in red</span>'
             self.estimate = None
@@ -544,7 +547,11 @@ class TrainingPanel(W.VBox):
         self.preset_select.value = name
         self.banner.info(f"Saved preset '{name}'.")
 
+    def _doctor_changed(self, blocked: bool) -> None:
+        self.start_button.disabled = bool(self.errors) or blocked
+
     def _report(self, _: Any = None) -> None:
+        self.doctor.recheck()
         from .datasets import report_html
 
         cfg = self.config()
@@ -565,12 +572,15 @@ class TrainingPanel(W.VBox):
 
     def start(self, _: Any = None) -> Any:
         """Validate, then queue the run (``ws.jobs.submit_training``); returns the Job."""
-        from lora_nb.errors import ConfigError
+        from lora_nb.errors import ConfigError, DatasetBlocked
 
         self.start_notice.clear()
         try:
             cfg = self.config()
             self.job = self.ws.jobs.submit_training(cfg)
+        except DatasetBlocked as e:       # checked again at launch: the files may have changed since
+            self.doctor.show(e.findings)
+            raise
         except ConfigError as e:
             for name, msg in getattr(e, "fields", {}).items():
                 if name in self.fields:
