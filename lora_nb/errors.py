@@ -60,6 +60,10 @@ class JobError(LoraNbError):
     """A job could not be submitted, stopped or followed."""
 
 
+class ClusterError(JobError):
+    """A Ray cluster (the executor of a workspace) is unreachable, not installed, or refused a job."""
+
+
 class StoreError(LoraNbError):
     """The workspace database is unusable (newer schema, corrupt file, locked too long)."""
 

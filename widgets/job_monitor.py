@@ -43,6 +43,7 @@ from lora_nb.jobs.models import JobSnapshot
 from lora_nb.progress.events import Event, EventKind, JobStatus
 
 from .common import ErrorBanner, Runner, Throttle, css, esc, fmt_bytes, image_bytes, one_sentence
+from .midrun_controls import MidRunControls
 
 __all__ = ["JobMonitor", "LossChart", "file_link", "rebuild_loss", "slowdown_cards"]
 
@@ -146,10 +147,11 @@ class JobMonitor(W.VBox):
         self.resume_button = css(W.Button(description="Resume", icon="play", disabled=True), "lnb-job-resume")
         self.rerun_button = css(W.Button(description="Re-run", icon="repeat", disabled=True), "lnb-job-rerun")
         self.stop_button.on_click(g(self.stop))
+        self.midrun = MidRunControls(self.runner, on_info=self.banner.info)   # Save now / Sample now (widgets/midrun_controls.py)
         self.resume_button.on_click(g(self.resume))
         self.rerun_button.on_click(g(self.rerun))
         self.throttle = Throttle(self.render, rate)
-        super().__init__([self.title, self.banner, W.HBox([self.bar, self.stop_button, self.resume_button, self.rerun_button]),
+        super().__init__([self.title, self.banner, W.HBox([self.bar, self.stop_button, self.resume_button, self.rerun_button]), self.midrun,
                           self.stats, self.slowdown_view, self.hints_view, self.chart, W.HTML("<b>Log</b> (the newest lines, newest at the bottom)"), self.log_view,
                           W.HTML("<b>Samples</b>"), self.samples_box, W.HTML("<b>Files</b>"), self.artifacts_view])
         self.add_class("lnb-job-monitor")
@@ -249,6 +251,7 @@ class JobMonitor(W.VBox):
             self._artifacts_seen = len(arts)
             self._draw_artifacts(arts)
         self.stop_button.disabled = status.is_final
+        self.midrun.update(job, snap)
         self.rerun_button.disabled = not status.is_final
         self.resume_button.disabled = not (status.is_final and status is not JobStatus.SUCCEEDED
                                            and self._state_dir(snap) is not None)

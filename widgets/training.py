@@ -29,6 +29,8 @@ from lora_nb.jobs.format import failure_cause
 from .common import HTMLStyle, ErrorBanner, JobLine, Runner, Throttle, css, ended_text, esc, one_sentence
 from .doctor import DoctorBox
 from .page import Notice
+from .engine_options import EngineOptionsEditor
+from .subsets_editor import SubsetsEditor
 
 __all__ = ["TrainingPanel", "Field", "build_field"]
 
@@ -279,9 +281,15 @@ class TrainingPanel(W.VBox):
         self.start_button.on_click(self._start_clicked)
         self.fields["engine"].widget.observe(lambda ch: self.banner.guard(self._engine_changed)(), names="value")
         self.fields["model_family"].widget.observe(lambda ch: self._family_changed(), names="value")
+        # subsets and extra engine options: editors of their own (widgets/subsets_editor.py, widgets/engine_options.py)
+        self.subsets = SubsetsEditor(self.ws, on_change=self.validate_throttle.trigger, runner=self.runner)
+        self.subsets.use.observe(lambda ch: self._family_changed(), names="value")
+        self.extra_options = EngineOptionsEditor(lambda: self.fields["engine"].widget.value,
+                                                 lambda: self.fields["model_family"].widget.value, on_change=self.validate_throttle.trigger)
+        self.parts: list[Any] = [self.subsets, self.extra_options]
 
         basic = [f.row for f in self.fields.values() if f.section == "basic"]
-        advanced = [f.row for f in self.fields.values() if f.section != "basic"]
+        advanced = [f.row for f in self.fields.values() if f.section != "basic"] + [self.extra_options]
         self.advanced = W.Accordion(children=[W.VBox(advanced)], selected_index=None)
         self.advanced.set_title(0, "Advanced settings")
         super().__init__([
@@ -290,7 +298,7 @@ class TrainingPanel(W.VBox):
             W.HBox([W.HTML("<b>Engine:</b>&nbsp;"), self.engine_status, self.engine_button]),
             W.HBox([self.engine_path, self.engine_use, self.engine_install, self.engine_torch]),
             self.install_line, self.engine_message, self.hardware_note,
-            self.cross_error, W.VBox(basic), self.advanced,
+            self.cross_error, W.VBox(basic), self.subsets, self.advanced,
             W.HBox([W.HTML("<b>Steps:</b>&nbsp;"), self.steps_label]),
             W.HBox([self.report_button, self.start_button, self.start_notice]), self.doctor, self.report_view,
         ])
@@ -340,6 +348,9 @@ class TrainingPanel(W.VBox):
                 data[name] = f.get()
             except ValueError as e:
                 bad[name] = str(e)
+        for part in getattr(self, "parts", ()):   # subsets, extra options: their data; their problems shown beside them
+            data.update(part.data())
+            bad.update(part.problems())
         return data, bad
 
     def set_values(self, data: dict[str, Any]) -> None:
@@ -348,6 +359,10 @@ class TrainingPanel(W.VBox):
             for k, v in data.items():
                 if k in self.fields:
                     self.fields[k].set(v)
+            if "dataset" in data:
+                self.subsets.set(data["dataset"])
+            if "engine_options" in data:
+                self.extra_options.set(data["engine_options"])
         finally:
             self._loading = False
         self._family_changed()
@@ -371,6 +386,7 @@ class TrainingPanel(W.VBox):
         self.cross_error.value = f'<div style="color:#b00020">{esc(cross)}</div>' if cross else ""
         self.start_button.disabled = bool(errors) or self.doctor.blocked
         self.doctor.watch(data.get("dataset"))       # in the background, only when the datasets/subsets change
+        self._counting = data if not errors and data.get("dataset") else None   # an older count finishing later is dropped
         if errors:
             self.steps_label.value = '<span style="color:#777">fix the settings marked in red</span>'
             self.estimate = None
@@ -387,7 +403,10 @@ class TrainingPanel(W.VBox):
         try:
             est = steps(self.TrainingConfig(**data), self.ws)
         except Exception as e:
-            self.steps_label.value = f'<span style="color:#b00020">{esc(one_sentence(e))}</span>'
+            if data is getattr(self, "_counting", data):
+                self.steps_label.value = f'<span style="color:#b00020">{esc(one_sentence(e))}</span>'
+            return
+        if data is not getattr(self, "_counting", data):
             return
         self.estimate = est
         text = f"{est.total_steps:,} steps ({est.epochs} epochs × {est.steps_per_epoch:,}), {est.num_train_images:,} images × repeats"
@@ -405,6 +424,8 @@ class TrainingPanel(W.VBox):
         fam = self.fields["model_family"].widget.value
         for f in self.fields.values():
             f.row.layout.display = "" if not f.families or fam in f.families else "none"
+        if getattr(self, "subsets", None) is not None and self.subsets.use.value:
+            self.fields["dataset"].row.layout.display = "none"          # the subsets name their datasets
 
     def config(self) -> Any:
         """The TrainingConfig the form describes (raises ConfigError, with ``fields``, when it is invalid)."""
@@ -413,7 +434,9 @@ class TrainingPanel(W.VBox):
             from lora_nb.errors import ConfigError
 
             name, msg = next(iter(bad.items()))
-            err = ConfigError(f"{self.fields[name].widget.description}: {msg}.", fix="Correct the field marked in red.")
+            label = {"engine_options": "Extra engine options"}.get(name) or (
+                "Subsets" if name == "dataset" and self.subsets.use.value else self.fields[name].widget.description)
+            err = ConfigError(f"{label}: {msg.rstrip('.')}.", fix="Correct the field marked in red.")
             err.fields = bad  # type: ignore[attr-defined]
             raise err
         return self.TrainingConfig(**data)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import JobError
 
-__all__ = ["ACTIONS", "reason", "request"]
+__all__ = ["ACTIONS", "reason", "reasons", "request"]
 
 ACTIONS = {"save": "save a checkpoint now", "sample": "make sample images now"}
 _NO_CONTROLS = "This run was started without mid-run control (an older lora-nb, or not a training run)."
@@ -46,6 +46,15 @@ def reason(meta: dict[str, Any], action: str) -> str | None:
     if not entry.get("flag_db"):
         return _NO_CONTROLS
     return None
+
+
+def reasons(snap: Any) -> dict[str, str | None]:
+    """``{action: why not | None}`` for a job snapshot (a JobSnapshot): only a running job takes requests."""
+    from ..progress.events import JobStatus
+
+    if snap.status is not JobStatus.RUNNING:
+        return {a: f"The job is {snap.status.value}, not running." for a in ACTIONS}
+    return {a: reason(snap.meta, a) for a in ACTIONS}
 
 
 def request(meta: dict[str, Any], action: str) -> None:

@@ -177,10 +177,7 @@ class Job:
         """``{"save": why not | None, "sample": why not | None}``: which mid-run requests this job takes now."""
         from . import control
 
-        snap = self.snapshot(check=False)
-        if snap.status is not JobStatus.RUNNING:
-            return {a: f"The job is {snap.status.value}, not running." for a in control.ACTIONS}
-        return {a: control.reason(snap.meta, a) for a in control.ACTIONS}
+        return control.reasons(self.snapshot(check=False))
 
     def _request(self, action: str) -> None:
         from . import control

@@ -58,11 +58,12 @@ class JobSpec(SubmitRequest):
     workspace: str
     name: str
     secret_env_keys: list[str] = Field(default_factory=list)
+    executor: str = "local"   # where it runs: 'local' or a Ray dashboard address (lora_nb.jobs.ray_executor)
 
     def row(self) -> dict[str, Any]:
         """The columns of the job's row that come from the spec (JSON fields encoded)."""
         out: dict[str, Any] = {k: getattr(self, k) for k in ("id", "name", "kind", "argv", "cwd", "env", "parser",
-                                                            "parser_options", "meta")}
+                                                            "parser_options", "meta", "executor")}
         for key in JSON_COLUMNS:
             if key in out:
                 out[key] = json.dumps(out[key])
@@ -111,6 +112,8 @@ class JobSnapshot(BaseModel):
     progress: Progress = Field(default_factory=Progress)
     stop_requested: float | None = None
     stop_grace: float | None = None
+    executor: str = "local"        # 'local' or the Ray dashboard address it was submitted to
+    remote_id: str | None = None   # its Ray submission id (a new supervisor re-attaches by it)
     artifacts: tuple[dict[str, Any], ...] = ()   # {"path", "kind"}, one per path, in the order they appeared
     hints: tuple[str, ...] = ()
 

@@ -65,6 +65,11 @@ MIGRATIONS = [
     ALTER TABLE jobs ADD COLUMN slots TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE jobs ADD COLUMN devices TEXT NOT NULL DEFAULT '[]';
     """,
+    # 3: where a job runs: 'local' or a Ray dashboard address, and the Ray submission id (re-attach by it)
+    """
+    ALTER TABLE jobs ADD COLUMN executor TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE jobs ADD COLUMN remote_id TEXT;
+    """,
 ]
 
 ACTIVE = (JobStatus.STARTING.value, JobStatus.RUNNING.value)

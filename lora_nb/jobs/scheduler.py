@@ -48,8 +48,11 @@ def claim(ws: "JobsHome") -> list[str]:
             held.update(json.loads(taken or "[]"))
         claimed: dict[str, list[int]] = {}
         waiting = False
-        for job_id, gpus in c.execute("SELECT id, gpus FROM jobs WHERE status=? ORDER BY seq", (JobStatus.QUEUED.value,)).fetchall():
-            if gpus:
+        for job_id, gpus, executor in c.execute("SELECT id, gpus, executor FROM jobs WHERE status=? ORDER BY seq",
+                                                (JobStatus.QUEUED.value,)).fetchall():
+            if executor != "local":    # a Ray job: Ray places and queues it by its GPUs; no local slot
+                claimed[job_id] = []
+            elif gpus:
                 if gpus > most:
                     error = (f"The job needs {gpus} GPUs but the GPU slots are on {most} device{'s' * (most != 1)}; "
                              "list more with ws.jobs.set_gpu_slots([...]) or ask for fewer.")
@@ -132,7 +135,13 @@ def vanished_reason(rec: JobSnapshot) -> str | None:
 
 
 def mark_vanished(ws: "JobsHome", rec: JobSnapshot, reason: str) -> bool:
-    """Fail a job whose supervisor died; kill what is left of its engine. False if it ended meanwhile."""
+    """Fail a job whose supervisor died; kill what is left of its engine. False if it ended meanwhile.
+
+    A Ray job is not failed: it runs on the cluster, not under its supervisor, so a new supervisor
+    is started that re-attaches to it by its submission id (:func:`reattach`)."""
+    if rec.executor != "local" and rec.remote_id:
+        reattach(ws, rec)
+        return False
     kill_engine_group(rec)
     now = time.time()
     with ws.store.transaction() as c:
@@ -149,6 +158,23 @@ def mark_vanished(ws: "JobsHome", rec: JobSnapshot, reason: str) -> bool:
     except OSError:
         pass
     return True
+
+
+def reattach(ws: "JobsHome", rec: JobSnapshot) -> bool:
+    """Start a new supervisor for a Ray job whose supervisor died (at most one process wins); True if this one did."""
+    now = time.time()
+    with ws.store.transaction() as c:
+        row = c.execute("SELECT status, supervisor_pid FROM jobs WHERE id=?", (rec.id,)).fetchone()
+        if row is None or row[0] not in records.ACTIVE or row[1] != rec.supervisor_pid:
+            return False
+        records.update(c, rec.id, supervisor_pid=None, supervisor_started=None, claimed_at=now)
+        records.add_event(c, rec.id, "status", {"status": rec.status.value, "reason": f"re-attaching: {reason_text(rec)}"}, now)
+    start_supervisor(ws, rec.id)
+    return True
+
+
+def reason_text(rec: JobSnapshot) -> str:
+    return f"its supervisor (pid {rec.supervisor_pid}) died; a new one follows Ray job {rec.remote_id}"
 
 
 def kill_engine_group(rec: JobSnapshot) -> None:

@@ -172,6 +172,10 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if rec.executor != "local":    # the command runs as a Ray Job; this process follows it (ray_executor.py)
+            from .ray_executor import RayRun
+
+            return RayRun(self, rec).run()
         if rec.stop_requested is not None:
             return self._finish(None, parser=None, launch_error=None)
 
