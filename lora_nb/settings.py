@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "aitoolkit_python": None,
     "default_tagger": "wd-vit-tagger-v3",
     "stop_grace_seconds": 10.0,
+    "executor": "local",            # where jobs run: 'local' or a Ray dashboard address (lora_nb.jobs.ray_executor)
+    "ray_unreachable_seconds": 30.0,  # a Ray job whose cluster stays unreachable this long is failed
 }
 
 # a name that *is* a credential: HF_TOKEN, civitai_api_key, AWS_SECRET_ACCESS_KEY ... but not tokenizer_cache_dir

@@ -130,6 +130,22 @@ def cmd_slots(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_executor(args: argparse.Namespace) -> int:
+    ws = _ws(args)
+    if args.set is not None:
+        ws.jobs.set_executor(args.set)
+    elif args.local:
+        ws.jobs.set_executor("local")
+    executor = ws.jobs.executor
+    if args.json:
+        print(json.dumps({"executor": executor}))
+    elif executor == "local":
+        print("local: jobs run on this machine")
+    else:
+        print(f"ray: jobs run as Ray Jobs on the cluster at {executor}")
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     argv = list(args.argv)
     if argv and argv[0] == "--":
@@ -190,6 +206,13 @@ def register(sub: Any) -> None:
     q.add_argument("--wait", action="store_true", help="wait for the job to end; exit 0 if it succeeded")
     q.add_argument("argv", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_submit)
+
+    q = jsub.add_parser("executor", help="where new jobs run: here (--local, the default) or on a Ray cluster (--set ray://HOST)")
+    g = q.add_mutually_exclusive_group()
+    g.add_argument("--set", metavar="ADDRESS", help="a Ray head: ray://HOST (dashboard port 8265) or http://HOST:DASHBOARD_PORT")
+    g.add_argument("--local", action="store_true", help="run jobs on this machine")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_executor)
 
     q = jsub.add_parser("slots", help="the GPU slots jobs are pinned to; --set 0,1 / --count N / --auto to change them")
     g = q.add_mutually_exclusive_group()

@@ -309,6 +309,40 @@ class JobManager:
             self.home.settings.set("gpu_slots", value)
         scheduler.kick(self.home)
 
+    @property
+    def executor(self) -> str:
+        """Where new jobs run: ``'local'`` (this machine's supervisor) or a Ray dashboard address (see
+        :mod:`lora_nb.jobs.ray_executor` and docs/scale.md).
+
+        >>> ws.jobs.executor                     # doctest: +SKIP
+        'local'
+        """
+        return str(self.home.settings.get("executor") or "local")
+
+    def set_executor(self, address: str | None) -> str:
+        """Run new jobs on a Ray cluster (``'ray://HOST'``, ``'http://HOST:8265'``) or here (``'local'``/None).
+
+        The cluster must answer now (ClusterError otherwise, nothing changed). Jobs already submitted
+        keep the executor they were submitted with. Returns the normalised executor.
+
+        >>> ws.jobs.set_executor("ray://10.0.0.5")     # doctest: +SKIP
+        'http://10.0.0.5:8265'
+        """
+        from .ray_executor import check_reachable, is_remote, normalize_executor
+
+        executor = normalize_executor(address)
+        if is_remote(executor):
+            import importlib.util
+
+            if importlib.util.find_spec("ray") is None:
+                from ..errors import ClusterError
+
+                raise ClusterError("Ray is not installed, so jobs cannot be sent to a Ray cluster.",
+                                   fix="pip install 'lora-nb[ray]' (or 'ray[default]'), then set the executor again.")
+            check_reachable(executor)
+        self.home.settings.set("executor", executor)
+        return executor
+
     # -- submitting ----------------------------------------------------------
     def reserve(self, name: str | None = None, kind: str = "command") -> tuple[str, Path]:
         """Create a run folder for a job about to be submitted (engines write their configs there first)."""
@@ -343,8 +377,13 @@ class JobManager:
             if not isinstance(gpus, int) or isinstance(gpus, bool) or not 0 <= gpus <= slots.MAX_SLOTS:
                 raise JobError(f"gpus must be a whole number from 0 to {slots.MAX_SLOTS}, not {gpus!r}.",
                                fix="Pass how many GPUs the job uses (0 for none).")
+            executor = self.executor
             have = slots.distinct_count(self.gpu_slots)
-            if gpus > have:
+            if executor != "local" and not looks_secret_env(env):
+                from .ray_executor import check_reachable
+
+                check_reachable(executor)   # a dead cluster is an error now, not a job that never starts
+            elif gpus > have:
                 raise JobError(f"The job needs {gpus} GPUs but this workspace's slots are on {have} device{'s' * (have != 1)}.",
                                fix="Ask for fewer GPUs (num_processes), or list more devices with ws.jobs.set_gpu_slots([...]).")
             req = SubmitRequest(argv=list(map(str, argv)), name=name, cwd=str(cwd) if cwd is not None else os.getcwd(),
@@ -379,7 +418,9 @@ class JobManager:
             raise JobError(f"The run folder of job {job_id} does not exist.", fix="Get a job id and folder from ws.jobs.reserve() first.")
         spec = JobSpec(**req.model_dump(exclude={"name", "env", "gpus"}), id=job_id, workspace=str(self.home.root),
                        name=req.name or Path(req.argv[0]).name, env=public_env, secret_env_keys=sorted(secret_env),
-                       gpus=0 if secret_env else req.gpus)
+                       gpus=0 if secret_env else req.gpus,
+                       # a job with secrets runs here: they would be stored with a Ray Job's runtime env
+                       executor="local" if secret_env else executor)
         spec.write(run_dir)
         now = time.time()
         with self.home.store.transaction() as c:
@@ -480,6 +521,11 @@ class JobManager:
 
     def __repr__(self) -> str:
         return f"<JobManager {self.home.root} ({len(self.list())} jobs)>"
+
+
+def looks_secret_env(env: dict[str, str] | None) -> bool:
+    """True if any variable of ``env`` looks like a credential (such a job always runs locally)."""
+    return any(looks_secret(k, v) for k, v in (env or {}).items())
 
 
 def resolve_executable(program: str, cwd: str | None, env: dict[str, str]) -> str:
