@@ -5,7 +5,8 @@ extracted into the engine cache, its own venv (CPU torch 2.13 and ai-toolkit's r
 of the real architectures (tests/engines/aitoolkit_real/make_tiny_models.py). The FLUX LoRA job lora-nb renders is
 launched by `ws.jobs.submit_training`, followed (parsed step/loss/lr), its checkpoints, samples and final LoRA found
 with ai-toolkit's metadata; Stop sends SIGINT and the job ends `stopped` with exit 0; a resumed run continues from
-the newest checkpoint; the SD 1.5 job lora-nb renders trains too. Skipped when LORA_NB_REAL_AITOOLKIT_DIR is not set, except on CI (CI=true), where a missing
+the newest checkpoint; the SD 1.5 job lora-nb renders trains too; save now / sample now reach ai-toolkit's own
+DiffusionTrainer through the run's flag store. Skipped when LORA_NB_REAL_AITOOLKIT_DIR is not set, except on CI (CI=true), where a missing
 engine FAILS. About 4 minutes on 2 cores.
 """
 from __future__ import annotations
@@ -128,3 +129,34 @@ def test_real_sd15_lora_run(ws, real):
     assert {("demo_000000002.safetensors", "checkpoint"), ("demo.safetensors", "lora")} <= kinds
     meta = lora_nb.lora.read_metadata(job.run_dir / "output" / "demo" / "demo.safetensors")
     assert meta["ss_output_name"] == "demo" and "sd" in meta.get("ss_base_model_version", "sd")
+
+
+def test_real_save_and_sample_now(ws, real):
+    """Real engine: the job runs as a diffusion_trainer watching the run's control.db; job.request_save() and
+    job.request_sample() set its save_now / sample_now flags, and ai-toolkit's own DiffusionTrainer.end_step_hook saves a
+    checkpoint and makes samples at steps no schedule asked for, then clears the flags."""
+    import sqlite3
+
+    cfg = config(real, max_train_steps=400, save_every_n_steps=400, sample_prompts=["a portrait"], sample_every_n_steps=400)
+    job = ws.jobs.submit_training(cfg)
+    try:
+        wait_for(lambda: (job.progress.step or 0) >= 2 or job.status.is_final, timeout=600)
+        assert job.status is JobStatus.RUNNING, (job.error, job.log_tail(30))
+        assert job.control_reasons() == {"save": None, "sample": None}
+        samples_before = sum(a["kind"] == "sample" for a in job.artifacts)      # the baseline samples (step 0)
+        job.request_save()
+        wait_for(lambda: any(a["kind"] == "checkpoint" for a in job.artifacts) or job.status.is_final, timeout=300)
+        saved = [Path(a["path"]).name for a in job.artifacts if a["kind"] == "checkpoint"]
+        assert saved, (job.error, job.log_tail(30))
+        step = int(saved[0].rsplit("_", 1)[1].split(".")[0])
+        assert 2 < step < 400
+        job.request_sample()
+        wait_for(lambda: sum(a["kind"] == "sample" for a in job.artifacts) > samples_before or job.status.is_final, timeout=300)
+        assert sum(a["kind"] == "sample" for a in job.artifacts) > samples_before, job.log_tail(30)
+        row = sqlite3.connect(job.run_dir / "control.db").execute("SELECT save_now, sample_now, status FROM Job").fetchone()
+        assert row[:2] == (0, 0) and row[2] == "running"                  # cleared by the trainer; status written by it
+        log = job.log_path.read_text(errors="replace")
+        assert f"Saving at step {step}" in log and "Sampling at step" in log and "Using SQLite database at" in log
+    finally:
+        job.stop(grace=30)
+    assert job.wait(120) is JobStatus.STOPPED and job.exit_code == 0
