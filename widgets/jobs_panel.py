@@ -18,6 +18,7 @@ from lora_nb.errors import InvalidInput
 from lora_nb.jobs.manager import Job
 from lora_nb.progress.events import JobStatus
 
+from .command_form import CommandForm
 from .common import PRESENCE, ErrorBanner, css
 from .gpu_slots import GpuSlotsBox
 from .job_monitor import JobMonitor
@@ -42,6 +43,9 @@ class JobsPanel(W.VBox):
         self.delete_button = css(W.Button(description="Delete finished job", icon="trash"), "lnb-jobs-delete")
         self.monitor = JobMonitor(self.ws, on_new_job=lambda job: self.refresh(select=job.id))
         self.slots = GpuSlotsBox(self.ws, self.banner)
+        self.command_form = CommandForm(self.ws, on_submit=self.show)      # any command as a job
+        self.run_command = css(W.Accordion(children=[self.command_form], selected_index=None), "lnb-jobs-run-command")
+        self.run_command.set_title(0, "Run a command as a job")
         self.refresh_button.on_click(g(lambda _: self.refresh()))
         self.delete_button.on_click(g(self._delete))
         self.filter.observe(lambda ch: g(self.refresh)(), names="value")
@@ -51,7 +55,7 @@ class JobsPanel(W.VBox):
         self._updating = False
         super().__init__([W.HTML("<h3 style='margin:4px 0'>Jobs</h3>"), self.banner,
                           W.HBox([self.filter, self.refresh_button, self.delete_button]), self.slots, self.empty_note,
-                          self.table, self.monitor])
+                          self.run_command, self.table, self.monitor])
         self.add_class("lnb-jobs")
         g(self.refresh)()
         if auto_refresh:

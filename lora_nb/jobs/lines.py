@@ -75,7 +75,10 @@ class CoalescingFeeder:
     A bar that redraws 10,000 times a second needs parsing only when someone can
     see it: the newest frame is parsed on :meth:`tick` (called at the publishing
     rate) and before any newline-ended line, so the parser still sees every line
-    that ends and the frames it sees are in order.
+    that ends and the frames it sees are in order. Two frames are never skipped: a
+    blank frame (tqdm clearing its bar to print a line) does not replace the frame
+    before it, and the first frame after a printed line is parsed at once (tqdm redraws
+    the bar there, showing the step that line belongs to, e.g. a Trainer's loss dict).
 
     >>> class P:
     ...     def __init__(self): self.seen = []
@@ -84,18 +87,29 @@ class CoalescingFeeder:
     >>> for i in range(5): _ = f.feed(f"bar {i}/5", True)
     >>> _ = f.feed("done", False); f.parser.seen
     ['bar 4/5', 'done']
+    >>> for t in ("bar 5/9", "   ", "", "loss 0.1"): _ = f.feed(t, t != "loss 0.1")
+    >>> for i in (5, 6, 7): _ = f.feed(f"bar {i}/9", True)
+    >>> f.parser.seen[2:]
+    ['bar 5/9', 'loss 0.1', 'bar 5/9']
     """
 
-    __slots__ = ("parser", "pending")
+    __slots__ = ("parser", "pending", "after_line")
 
     def __init__(self, parser: "object") -> None:
         self.parser = parser
         self.pending: str | None = None
+        self.after_line = False
 
     def feed(self, text: str, redraw: bool) -> list:
         if redraw:
+            if not text.strip():
+                return []
+            if self.after_line:
+                self.after_line = False
+                return list(self.parser.feed(text))  # type: ignore[attr-defined]
             self.pending = text
             return []
+        self.after_line = True
         events = self.tick()
         events.extend(self.parser.feed(text))  # type: ignore[attr-defined]
         return events

@@ -183,8 +183,10 @@ class HFTrainerParser(LogParser):
     def feed(self, line: str) -> list[Event]:
         if "{" in line and "}" in line:
             data = parse_log_dict(line)
-            if data is not None:
-                return self._dict(data)
+            if data is not None:       # a print right after a bar frame shares its line: the frame first
+                head = line[:line.find("{")]
+                bar = parse_tqdm(head) if "/" in head and "[" in head else None
+                return (self._bar(bar) if bar is not None else []) + self._dict(data)
         if "/" in line and "[" in line:
             bar = parse_tqdm(line)
             if bar is not None:

@@ -131,3 +131,27 @@ def test_property_never_fails_on_any_text(text):
     for piece in re.split(r"[\r\n]", text):
         for e in p.feed(piece):
             assert e.kind in (EventKind.PROGRESS, EventKind.MESSAGE, EventKind.HINT)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 700), min_size=1, max_size=40), st.floats(0, 1))
+def test_property_the_supervisors_coalescing_keeps_each_loss_on_its_step(cuts, tick_chance):
+    """The supervisor splits the raw stream at arbitrary read boundaries and skips bar frames a newer one replaced
+    (CoalescingFeeder); the loss dicts still land on the steps the Trainer logged them at."""
+    import random
+
+    from lora_nb.jobs.lines import CoalescingFeeder, LineSplitter
+
+    data, rng = RECORDED.read_bytes(), random.Random(len(cuts))
+    feeder, splitter, events, at, reads = CoalescingFeeder(HFTrainerParser()), LineSplitter(), [], 0, 0
+    while at < len(data):
+        n, reads = cuts[reads % len(cuts)], reads + 1
+        for text, redraw in splitter.feed(data[at:at + n]):
+            events += feeder.feed(text, redraw)
+        if rng.random() < tick_chance:
+            events += feeder.tick()
+        at += n
+    for text, redraw in splitter.flush():
+        events += feeder.feed(text, redraw)
+    events += feeder.tick()
+    assert [(e.data["step"], e.data["loss"]) for e in events if e.kind is EventKind.PROGRESS and "loss" in e.data] == LOSSES
