@@ -100,42 +100,6 @@ def check_doctor(ws: "TrainingHome", cfg: "TrainingConfig") -> None:
     raise DatasetBlocked(f"The run cannot start: dataset '{first.dataset}': {first.message}{more}", fix=fix, findings=found)
 
 
-def doctor_findings(ws: "TrainingHome", cfg: "TrainingConfig") -> list[Any]:
-    """The dataset doctor's blocking findings for the datasets and subset folders ``cfg`` trains on
-    (``lora_nb.datasets.doctor.Finding``; a dataset that does not exist is left to :func:`preflight`)."""
-    from ..errors import NotFound
-
-    if isinstance(cfg.dataset, str):
-        wanted: dict[str, set[str] | None] = {cfg.dataset: None} if cfg.dataset else {}
-    else:
-        wanted = {}
-        for sub in cfg.dataset:
-            wanted.setdefault(sub.dataset, set()).add(sub.folder)   # type: ignore[union-attr]
-    found: list[Any] = []
-    for name, folders in sorted(wanted.items()):
-        try:
-            ds = ws.datasets.get(name)
-        except NotFound:
-            continue
-        found += ds.doctor(folders)
-    return found
-
-
-def check_doctor(ws: "TrainingHome", cfg: "TrainingConfig") -> None:
-    """Raise :class:`~lora_nb.errors.DatasetBlocked` when the dataset doctor finds what would make the run fail."""
-    from ..errors import DatasetBlocked
-
-    found = doctor_findings(ws, cfg)
-    if not found:
-        return
-    first = found[0]
-    more = f" ({len(found) - 1} more: {', '.join(f.code for f in found[1:])})" if len(found) > 1 else ""
-    fixable = [f for f in found if f.fix]
-    fix = ("Apply the fixes (the buttons beside Start in the Training tab, or ds.fix(finding) for each finding in "
-           "ds.doctor()), then start again." if fixable else "Fix the dataset as the sentence says, then start again.")
-    raise DatasetBlocked(f"The run cannot start: dataset '{first.dataset}': {first.message}{more}", fix=fix, findings=found)
-
-
 def _dataset_shape(ws: "TrainingHome", cfg: "TrainingConfig") -> list[str]:
     """What makes the real sd-scripts find no images (it then exits 0 without training) or crash on an image."""
     reasons: list[str] = []
@@ -201,7 +165,6 @@ def submit_training(ws: "TrainingHome", cfg: "TrainingConfig") -> "JobHandle":
     if not status.ok:
         raise EngineError(status.problems[0] if status.problems else f"{cfg.engine} is not installed.",
                           fix="" if status.problems else "Run `lora-nb engines install kohya`.")
-    check_doctor(ws, cfg)
     check_doctor(ws, cfg)
     reasons = preflight(ws, cfg)
     if reasons:
