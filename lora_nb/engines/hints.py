@@ -54,6 +54,11 @@ HINTS: list[tuple[str, re.Pattern[str], str]] = [
      "rendered it, please report it with the run's train.toml."),
     ("cuda_missing", re.compile(r"Torch not compiled with CUDA enabled|no CUDA GPUs are available|CUDA driver version is insufficient"),
      "No usable CUDA GPU was found. Check nvidia-smi and that the engine's torch is a CUDA build."),
+    # accelerate's MULTI_CPU path wraps every prepared model in DDP, also sd-scripts' frozen U-Net (its MULTI_GPU path
+    # skips models without trainable parameters): several processes train only on CUDA GPUs (docs/engines.md)
+    ("multi_process_cpu", re.compile(r"DistributedDataParallel is not needed when a module doesn't have any parameter"),
+     "Several training processes ran without a CUDA GPU; sd-scripts can train with several processes only on CUDA GPUs "
+     "(on CPU accelerate refuses its frozen U-Net). Set num_processes to 1, or run on a machine with that many GPUs."),
     ("disk_full", re.compile(r"No space left on device"),
      "The disk is full. Free space in the workspace (old runs, caches) and try again."),
 ]

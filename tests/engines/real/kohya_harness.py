@@ -139,6 +139,11 @@ class Harness:
                 out["launch"].update(launcher="multi_gpu", nproc_per_node=str(targs.nproc_per_node),
                                      env_mixed_precision=env.get("ACCELERATE_MIXED_PRECISION"),
                                      torchrun_script=targs.training_script, torchrun_args=list(targs.training_script_args))
+                # the devices: gpu_ids None/'all' leaves the job's CUDA_VISIBLE_DEVICES as lora-nb set it; the port: no
+                # master_port and one node make torch.distributed.run.run() rendezvous on c10d localhost:0 (a free port)
+                out["launch"].update(gpu_ids=largs.gpu_ids, num_machines=largs.num_machines, master_port=targs.master_port,
+                                     rdzv_backend=targs.rdzv_backend, rdzv_endpoint=targs.rdzv_endpoint, nnodes=str(targs.nnodes),
+                                     cuda_visible_devices_kept=env.get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES"))
             else:
                 from accelerate.utils.launch import prepare_simple_launcher_cmd_env
 

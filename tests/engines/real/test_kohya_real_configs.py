@@ -536,6 +536,22 @@ def test_regression_python_launcher_runs_one_process(rws, harness):
     rws.settings.set("kohya_launcher", "accelerate")
 
 
+@pytest.mark.parametrize("n, precision", [(2, "no"), (4, "bf16")])
+def test_multi_gpu_lines_are_accepted_by_accelerate(rws, harness, n, precision):
+    """Real accelerate parser and launcher set-up on the --multi_gpu line lora-nb renders for 2 and 4 processes
+    (issue 19): torchrun gets N processes per node and the script with its --config_file, the mixed precision reaches
+    the processes' environment, no gpu_ids (the job's CUDA_VISIBLE_DEVICES, from its GPU slots, is kept),
+    one machine, and no master port, so torch's run() rendezvouses on a free port (c10d localhost:0): two
+    multi-GPU runs on one box do not both take 29500. The step count is the engine's for N processes."""
+    cfg = _cfg(rws, num_processes=n, mixed_precision=precision, max_train_epochs=3)
+    launch = accepted_by_engine(rws, harness, cfg)["launch"]
+    # no --gpu_ids and no accelerate config file: gpu_ids stays None, which prepare_multi_gpu_env treats like 'all'
+    assert (launch["gpu_ids"], launch["num_machines"], launch["nnodes"]) == (None, 1, "1:1")
+    assert launch["cuda_visible_devices_kept"] is True
+    assert launch["master_port"] is None and launch["rdzv_backend"] == "static" and not launch["rdzv_endpoint"]
+    assert lora_nb.steps(cfg, rws).total_steps < lora_nb.steps(cfg.model_copy(update={"num_processes": 1}), rws).total_steps
+
+
 def test_regression_subset_folder_without_images(rws, harness):
     """Real engine: a subset whose folder holds no images is skipped, and with nothing else sd-scripts logs
     'No data found' and exits 0 without training; lora-nb's preflight now refuses it, naming the folder."""
