@@ -15,6 +15,7 @@ Pure functions, no files. A caption is a comma-separated tag list by default
 """
 from __future__ import annotations
 
+import codecs
 import functools
 import re
 
@@ -70,18 +71,17 @@ def decode_legacy(data: bytes, encoding: str | None = None) -> str:
     """
     if encoding is not None:
         return data.decode(encoding)
-    out: list[str] = []
-    i, n = 0, len(data)
-    while i < n:
-        try:
-            out.append(data[i:].decode("utf-8"))
-            break
-        except UnicodeDecodeError as e:
-            out.append(data[i:i + e.start].decode("utf-8"))
-            bad = i + e.start
-            out.append(_LEGACY[data[bad]])
-            i = bad + 1
-    return "".join(out)
+    return data.decode("utf-8", errors=_HANDLER)
+
+
+def _legacy_bytes(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    return "".join(_LEGACY[b] for b in err.object[err.start:err.end]), err.end
+
+
+_HANDLER = "lora-nb-cp1252"
+codecs.register_error(_HANDLER, _legacy_bytes)
 
 
 def encode_caption(text: str, newline: bool = False) -> bytes:

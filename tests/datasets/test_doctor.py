@@ -129,3 +129,15 @@ def test_a_finding_without_a_fix_or_of_another_dataset_is_refused(ws, sick):
     with pytest.raises(NotFound, match="not in dataset 'sick'"):
         sick.exclude_images(["10_alice/none.png"])
     assert apply_fix(sick, sick.doctor()[0]).changed == 2
+
+
+def test_legacy_decoding_keeps_utf8_reads_the_rest_as_windows_1252_and_is_linear():
+    import time
+
+    from lora_nb.captions.text import decode_caption, decode_legacy
+
+    assert decode_legacy(b"caf\xc3\xa9 and caf\xe9 \x80 \x81") == "café and café € \x81"   # a file mixing both
+    big = b"\xe9a" * 100_000                          # a hostile caption: every other byte invalid
+    t = time.perf_counter()
+    assert decode_caption(big) == "éa" * 100_000
+    assert time.perf_counter() - t < 5.0
