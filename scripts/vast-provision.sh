@@ -14,6 +14,8 @@
 #      portal's authentication (the app itself never listens on a public address);
 #   5. optionally installs a training engine (LORA_NB_ENGINE=kohya or ai-toolkit), reusing the
 #      template's torch.
+# Steps 3 and 4 are skipped with LORA_NB_DASHBOARD=0 (SkyPilot nodes: `lora-nb cluster up` runs this script
+# as every node's setup, non-interactively; jobs reach those nodes through Ray, not the dashboard).
 #
 # Settings (environment variables; the defaults suit a stock template):
 #   LORA_NB_SPEC         pip requirement for lora-nb   (default: lora-nb[gpu]; e.g. git+https://…/lora-nb.git)
@@ -21,6 +23,8 @@
 #   LORA_NB_PORT         loopback port of the dashboard (default: 18866)
 #   LORA_NB_PORTAL_PORT  external port Caddy serves     (default: 8866; open it in the template: -p 8866:8866)
 #   LORA_NB_ENGINE       kohya | ai-toolkit | empty     (default: empty)
+#   LORA_NB_WITH         more pip requirements installed with lora-nb, same torch pin (default: none; nodes: ray)
+#   LORA_NB_DASHBOARD    1: register the dashboard service and portal entry; 0: skip both (default: 1)
 #   LORA_NB_VENV         Python environment             (default: /venv/main if present, else the system python3)
 #   WORKSPACE            persistent folder              (default: /workspace)
 #   LORA_NB_ROOT         prefix for /etc and /opt       (default: empty; tests use a scratch folder)
@@ -31,6 +35,8 @@ LORA_NB_PIP_ARGS="${LORA_NB_PIP_ARGS:-}"
 LORA_NB_PORT="${LORA_NB_PORT:-18866}"
 LORA_NB_PORTAL_PORT="${LORA_NB_PORTAL_PORT:-8866}"
 LORA_NB_ENGINE="${LORA_NB_ENGINE:-}"
+LORA_NB_WITH="${LORA_NB_WITH:-}"
+LORA_NB_DASHBOARD="${LORA_NB_DASHBOARD:-1}"
 WORKSPACE="${WORKSPACE:-/workspace}"
 ROOT="${LORA_NB_ROOT:-}"
 LORA_NB_HOME="${WORKSPACE}/lora-nb"
@@ -42,6 +48,7 @@ die() { printf '[lora-nb provision] ERROR: %s\n' "$*" >&2; exit 1; }
 case "$LORA_NB_PORT$LORA_NB_PORTAL_PORT" in *[!0-9]*) die "LORA_NB_PORT and LORA_NB_PORTAL_PORT must be numbers.";; esac
 [ "$LORA_NB_PORT" != "$LORA_NB_PORTAL_PORT" ] || die "LORA_NB_PORT must differ from LORA_NB_PORTAL_PORT: equal ports make Caddy skip authentication."
 case "$LORA_NB_ENGINE" in ""|kohya|ai-toolkit) ;; *) die "LORA_NB_ENGINE must be kohya, ai-toolkit or empty (got '$LORA_NB_ENGINE').";; esac
+case "$LORA_NB_DASHBOARD" in 0|1) ;; *) die "LORA_NB_DASHBOARD must be 0 or 1 (got '$LORA_NB_DASHBOARD').";; esac
 
 # 1. the template's Python ----------------------------------------------------------------------
 VENV="${LORA_NB_VENV:-}"
@@ -71,8 +78,8 @@ if command -v uv >/dev/null 2>&1 && [ -n "$VENV" ]; then
 else
     PIP=("$PY" -m pip install --progress-bar off)
 fi
-# shellcheck disable=SC2086  # LORA_NB_PIP_ARGS is a list of words on purpose
-"${PIP[@]}" -c "$CONSTRAINTS" $LORA_NB_PIP_ARGS "$LORA_NB_SPEC" \
+# shellcheck disable=SC2086  # LORA_NB_PIP_ARGS and LORA_NB_WITH are lists of words on purpose
+"${PIP[@]}" -c "$CONSTRAINTS" $LORA_NB_PIP_ARGS "$LORA_NB_SPEC" $LORA_NB_WITH \
     || die "installing '$LORA_NB_SPEC' failed (see above); a dependency may need another torch: the template's torch was left alone."
 TORCH_AFTER="$(torch_version)"
 [ "$TORCH_BEFORE" = "$TORCH_AFTER" ] || die "torch changed from '$TORCH_BEFORE' to '$TORCH_AFTER'; reinstall the template's torch."
@@ -89,6 +96,7 @@ else
 fi
 log "workspace: $LORA_NB_HOME"
 
+if [ "$LORA_NB_DASHBOARD" = 1 ]; then
 # 3. the supervised dashboard -------------------------------------------------------------------
 mkdir -p "$ROOT/opt/supervisor-scripts" "$ROOT/etc/supervisor/conf.d"
 cat > "$ROOT/opt/supervisor-scripts/lora-nb.sh" <<EOF
@@ -148,6 +156,9 @@ fi
 if command -v "$SUPERVISORCTL" >/dev/null 2>&1; then
     "$SUPERVISORCTL" reread >/dev/null && "$SUPERVISORCTL" update >/dev/null || log "supervisorctl could not load the service yet; it starts with supervisor"
 fi
+else
+    log "LORA_NB_DASHBOARD=0: no dashboard service and no portal entry (a cluster node)"
+fi
 
 # 5. an engine (optional) -----------------------------------------------------------------------
 if [ -n "$LORA_NB_ENGINE" ]; then
@@ -158,4 +169,8 @@ if [ -n "$LORA_NB_ENGINE" ]; then
         || log "the $LORA_NB_ENGINE install failed; run 'lora-nb engines install $LORA_NB_ENGINE --torch $torch_mode' later (the dashboard works without it)"
 fi
 
-log "done: open the lora-nb tab in the Instance Portal (port $LORA_NB_PORTAL_PORT)"
+if [ "$LORA_NB_DASHBOARD" = 1 ]; then
+    log "done: open the lora-nb tab in the Instance Portal (port $LORA_NB_PORTAL_PORT)"
+else
+    log "done: lora-nb is in $BIN"
+fi

@@ -1,5 +1,7 @@
 """SystemHeader: one compact line of system facts (GPU name and VRAM, RAM, free disk of the workspace, from
 :func:`lora_nb.system.info`) and the running job, as status chips, refreshed every few seconds from a daemon thread.
+On a Vast.ai instance a cost chip adds the price per hour, spend so far and the queue's estimated cost
+(:func:`lora_nb.jobs.cost.cost_report`, read through the Vast API from the same thread, at most once a minute).
 
 >>> import lora_nb, tempfile
 >>> from lora_nb.widgets import SystemHeader
@@ -20,6 +22,7 @@ from .common import PRESENCE, chip, esc, one_sentence
 
 __all__ = ["SystemHeader"]
 
+COST_INTERVAL = 60.0   # seconds between Vast API reads for the cost chip
 FIRST_WAIT = 3.0       # at most this long after the first paint before the first full read (see _loop)
 
 
@@ -37,6 +40,8 @@ class SystemHeader(W.HTML):
         super().__init__(value="")
         self.add_class("lnb-header")
         self.facts: Any = None
+        self.cost_chip = ""            # price, spend and queue cost on Vast.ai ("" elsewhere)
+        self._cost_at = float("-inf")
         self._stop = threading.Event()
         if interval:
             self.refresh(gpu=False)
@@ -80,11 +85,32 @@ class SystemHeader(W.HTML):
             running = []
         jobs = (chip("jobs: checking…", "idle", "■") if running is None
                 else "".join(chip(_job_text(s), "run", "▶") for s in running[:2]) or chip("no job running", "idle", "■"))
+        if gpu:                       # off the kernel thread (the refresh thread), like nvidia-smi
+            self._refresh_cost()
+        jobs += self.cost_chip
         facts_html = " ".join(chip(p, k) for p, k in parts) if parts else esc(text)
         self.value = (f'<div class="lnb-bar"><span class="lnb-brand">lora-nb</span>'
                       f'<span class="lnb-sysinfo" title="{esc(text)}">{facts_html}</span>'
                       f'<span class="lnb-running">{jobs}</span>'
                       f'<span class="lnb-root" title="workspace">{esc(self.ws.root)}</span></div>')
+
+    def _refresh_cost(self) -> None:
+        """Re-read the Vast cost line if a minute has passed; nothing at all away from Vast.ai."""
+        from lora_nb.jobs.cost import configured_instance, cost_report
+
+        now = time.monotonic()
+        if now - self._cost_at < COST_INTERVAL:
+            return
+        self._cost_at = now
+        try:
+            if configured_instance(self.ws) is None:
+                self.cost_chip = ""
+                return
+            report = cost_report(self.ws)
+        except Exception as e:      # nice to have: never break the header over it
+            self.cost_chip = chip(one_sentence(e), "warn", "$")
+            return
+        self.cost_chip = "" if report is None else chip(report.summary(), "warn" if report.error else "idle", "$")
 
     def close(self) -> None:
         if hasattr(self, "_stop"):

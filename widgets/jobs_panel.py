@@ -18,6 +18,7 @@ from lora_nb.errors import InvalidInput
 from lora_nb.jobs.manager import Job
 from lora_nb.progress.events import JobStatus
 
+from .autostop import AutostopBox
 from .command_form import CommandForm
 from .common import PRESENCE, ErrorBanner, css
 from .gpu_slots import GpuSlotsBox
@@ -46,6 +47,7 @@ class JobsPanel(W.VBox):
         self.command_form = CommandForm(self.ws, on_submit=self.show)      # any command as a job
         self.run_command = css(W.Accordion(children=[self.command_form], selected_index=None), "lnb-jobs-run-command")
         self.run_command.set_title(0, "Run a command as a job")
+        self.autostop = AutostopBox(self.ws, self.banner)
         self.refresh_button.on_click(g(lambda _: self.refresh()))
         self.delete_button.on_click(g(self._delete))
         self.filter.observe(lambda ch: g(self.refresh)(), names="value")
@@ -54,7 +56,7 @@ class JobsPanel(W.VBox):
         self._refresh_lock = threading.RLock()
         self._updating = False
         super().__init__([W.HTML("<h3 style='margin:4px 0'>Jobs</h3>"), self.banner,
-                          W.HBox([self.filter, self.refresh_button, self.delete_button]), self.slots, self.empty_note,
+                          W.HBox([self.filter, self.refresh_button, self.delete_button]), self.slots, self.autostop, self.empty_note,
                           self.run_command, self.table, self.monitor])
         self.add_class("lnb-jobs")
         g(self.refresh)()
@@ -90,6 +92,7 @@ class JobsPanel(W.VBox):
             gpu = f"  ·  GPU {','.join(map(str, snap.devices))}" if snap.devices and snap.is_active else ""
             options.append((f"{snap.status.value:<9} {snap.name}  ·  {snap.kind}  ·  {snap.id}{pct}{gpu}", snap.id))
         self.slots.refresh()
+        self.autostop.refresh()
         self.empty_note.value = "" if options else "<i>no jobs yet: tagging, imports, downloads and training runs appear here</i>"
         keep = select or self.table.value
         ids = [v for _, v in options]

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "lora_nb.cli.models",      # models list|download
     "lora_nb.cli.dashboard",   # dashboard
     "lora_nb.cli.demo",        # demo
+    "lora_nb.cli.cluster",     # cluster up|status|down (SkyPilot)
 ]
 
 

@@ -42,6 +42,56 @@ def cmd_list(args: argparse.Namespace) -> int:
     for s in snaps:
         line = progress_line(s.progress, s.status, elapsed=False)
         print(f"{s.id:<22} {s.status.value:<10} {s.kind[:10]:<10} {_fmt_time(s.created_at):<19}  {line[:28]:<28} {s.name}")
+    _print_cost_line(args)
+    return 0
+
+
+def _print_cost_line(args: argparse.Namespace) -> None:
+    """On a Vast.ai instance (or with ``vast_instance_id`` set): price, spend and the queue's cost, one line."""
+    from ..jobs.cost import cost_report
+
+    report = cost_report(_ws(args))
+    if report is not None:
+        print("\n" + report.summary())
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from ..jobs.autostop import status as autostop_status
+    from ..jobs.cost import cost_report
+
+    ws = _ws(args)
+    report = cost_report(ws)
+    stop = autostop_status(ws)
+    if args.json:
+        cost = report.cost if report is not None else None
+        print(json.dumps({"instance_id": report.instance_id if report else None, "error": report.error if report else None,
+                          "price_per_hour": cost.price_per_hour if cost else None, "spent": cost.spent if cost else None,
+                          "queue_cost": cost.cost if cost else None, "queue_hours": cost.known_seconds / 3600 if cost else None,
+                          "jobs_without_eta": cost.unknown_jobs if cost else None, "autostop": stop}, indent=1))
+        return 0
+    print(report.summary() if report is not None else
+          "Not on a Vast.ai instance (no CONTAINER_ID): set it, or `lora-nb jobs autostop --instance ID`, to see costs.")
+    print(_autostop_line(stop))
+    return 0 if report is None or report.error is None else 1
+
+
+def _autostop_line(stop: dict[str, Any]) -> str:
+    grace = f"{stop['grace_seconds'] / 60:g} min"
+    if not stop["enabled"]:
+        return f"auto-stop when the queue drains: off (grace {grace})"
+    return f"auto-stop when the queue drains: on (grace {grace}); {stop['state']}" + (f": {stop['message']}" if stop["message"] else "")
+
+
+def cmd_autostop(args: argparse.Namespace) -> int:
+    from ..jobs.autostop import configure, status as autostop_status
+
+    ws = _ws(args)
+    if args.instance is not None:
+        ws.settings.set("vast_instance_id", args.instance)
+    if args.on or args.off or args.grace is not None:
+        enabled = bool(autostop_status(ws)["enabled"]) if not (args.on or args.off) else bool(args.on)
+        configure(ws, enabled, None if args.grace is None else args.grace * 60)
+    print(_autostop_line(autostop_status(ws)))
     return 0
 
 
@@ -206,6 +256,18 @@ def register(sub: Any) -> None:
     q.add_argument("--wait", action="store_true", help="wait for the job to end; exit 0 if it succeeded")
     q.add_argument("argv", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_submit)
+
+    q = jsub.add_parser("cost", help="on Vast.ai: price per hour, spend so far, estimated cost of the queue, auto-stop state")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_cost)
+
+    q = jsub.add_parser("autostop", help="stop this Vast.ai instance when the queue drains: --on / --off, --grace MIN")
+    g = q.add_mutually_exclusive_group()
+    g.add_argument("--on", action="store_true", help="stop the instance once nothing is queued or running for the grace period")
+    g.add_argument("--off", action="store_true", help="never stop it (the default)")
+    q.add_argument("--grace", type=float, metavar="MIN", help="minutes to wait with an empty queue before stopping (default 10)")
+    q.add_argument("--instance", type=int, metavar="ID", help="the Vast.ai instance id where CONTAINER_ID is not set")
+    q.set_defaults(func=cmd_autostop)
 
     q = jsub.add_parser("executor", help="where new jobs run: here (--local, the default) or on a Ray cluster (--set ray://HOST)")
     g = q.add_mutually_exclusive_group()

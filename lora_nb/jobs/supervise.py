@@ -293,7 +293,18 @@ class Supervisor:
         from .scheduler import kick
 
         kick(self.ws)
+        self._arm_autostop()
         return 0
+
+    def _arm_autostop(self) -> None:
+        """If "stop this instance when the queue drains" is on and nothing is left, arm it (autostop.py)."""
+        from ..errors import LoraNbError
+        from .autostop import arm
+
+        try:
+            arm(self.ws)
+        except (LoraNbError, OSError) as e:   # the job's own record is written; never fail it over this
+            print(f"auto-stop: {e}", file=sys.stderr)
 
     def _stop_recorded(self) -> bool:
         row = self.ws.store.query("SELECT stop_requested FROM jobs WHERE id=?", (self.job_id,))

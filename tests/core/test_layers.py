@@ -28,7 +28,7 @@ PACKAGE_DIR = Path(lora_nb.__file__).parent
 
 LAYERS: dict[str, set[str]] = {
     "low": {"errors", "_compat", "files", "paths", "store", "settings", "gc_pause", "families", "system", "ports", "progress", "nvml"},
-    "domain": {"captions", "datasets", "config", "engines", "tagging", "lora", "models"},
+    "domain": {"captions", "datasets", "config", "engines", "tagging", "lora", "models", "cloud"},
     "jobs": {"jobs"},
     "root": {"workspace"},
     "top": {"cli", "tasks", "demo", "__init__", "__main__"},
