@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .voila_serve import TOKEN_ENV
 
 __all__ = ["register", "voila_command", "voila_config", "data_paths", "FILE_TYPES", "CULL_IDLE", "CULL_INTERVAL"]
 
@@ -36,6 +35,8 @@ FILE_TYPES = r".*\.(safetensors|png|jpg|jpeg|webp|gif|toml|json|yaml|txt|log|csv
 FILE_DENY = [r"(^|.*/)\..*", r".*\.db.*"]     # dot-folders (.lora-nb), the database
 CULL_IDLE = 900          # seconds a kernel without a page may stay quiet before the server shuts it down
 CULL_INTERVAL = 60       # how often the server looks
+SERVE_MODULE = "lora_nb.widgets.voila_serve"   # Voila with the token on file downloads too (run as python -m)
+TOKEN_ENV = "LORA_NB_VOILA_TOKEN"             # how the token reaches it (that module clears it before kernels start)
 
 
 def data_paths() -> tuple[Path, Path]:
@@ -122,9 +123,9 @@ def voila_command(ws_root: Path, port: int, ip: str, token: str | None, open_bro
     # our config file first (it wins), then the usual places (a user's voila.json may add settings);
     # one path per option: the form traitlets wants for list options on the command line
     search = [str(config_dir)] + [p for p in jupyter_config_path() if p != str(config_dir)]
-    # Voila through lora_nb.cli.voila_serve: its file downloads need the token too, and the token travels in the
+    # Voila through lora_nb.widgets.voila_serve: its file downloads need the token too, and the token travels in the
     # environment (never on a command line that `ps` shows), which that module clears before kernels start
-    argv = [sys.executable, "-m", "lora_nb.cli.voila_serve", str(served), f"--Voila.root_dir={ws_root}", "--template=lora-nb",
+    argv = [sys.executable, "-m", SERVE_MODULE, str(served), f"--Voila.root_dir={ws_root}", "--template=lora-nb",
             f"--port={port}", f"--Voila.ip={ip}", "--no-browser" if not open_browser else "--Voila.open_browser=True",
             *(f"--Voila.config_file_paths={p}" for p in search)]
     env.pop("LORA_NB_TOKEN", None)

@@ -4,7 +4,7 @@ Voila's own behaviour (jupyter_server's token login) is asserted as it is: a vis
 a wrong one, is redirected (302) to the server's login page, which asks for the token; no dashboard is
 rendered and no kernel is started for it. A kernel API call without the token is refused (403). The run
 outputs under /voila/files/ are behind the token as well (Voila serves them with an unauthenticated handler;
-lora_nb.cli.voila_serve puts it behind the login). A visit with ?token= renders the dashboard, and its
+lora_nb.widgets.voila_serve puts it behind the login). A visit with ?token= renders the dashboard, and its
 cookie then fetches a run output. The token given in $LORA_NB_TOKEN is printed in the URL to the terminal
 and nowhere else: not on the server's command line, not in its kernel's environment.
 """
@@ -81,7 +81,7 @@ def test_without_the_token_the_login_page_and_nothing_else(server, browser):
         assert page.locator(".lnb-dashboard").count() == 0
         assert "lora-nb" not in page.title()
     page.screenshot(path=str(BROWSER_ARTIFACTS / "dashboard-token-refused.png"), full_page=True)
-    # a run output is behind the token too (without lora_nb.cli.voila_serve Voila would send the bytes)
+    # a run output is behind the token too (without lora_nb.widgets.voila_serve Voila would send the bytes)
     files = ctx.request.get(f"{base}/voila/files/{LORA}", max_redirects=0)
     assert files.status == 302 and "/login?next=" in files.headers["location"]
     assert ctx.request.get(f"{base}/voila/files/{LORA}?token=wrong", max_redirects=0).status == 302
@@ -115,7 +115,7 @@ def test_with_the_token_the_dashboard_is_served(server, browser):
     printed = Path(log_path).read_text()
     assert f"http://127.0.0.1:{base.rsplit(':', 1)[1]}/?token={TOKEN}" in printed and printed.count(TOKEN) == 1
     server_proc = psutil.Process(proc.pid)
-    assert TOKEN not in " ".join(server_proc.cmdline()) and "lora_nb.cli.voila_serve" in server_proc.cmdline()
+    assert TOKEN not in " ".join(server_proc.cmdline()) and "lora_nb.widgets.voila_serve" in server_proc.cmdline()
     for k in kernels(proc):
         assert TOKEN not in " ".join(k.cmdline())
         assert TOKEN not in "".join(f"{n}={v}" for n, v in k.environ().items())

@@ -26,9 +26,11 @@ def test_public_address_needs_a_token(tmp_path):
     with pytest.raises(ConfigError, match="without a token"):
         voila_command(tmp_path, 8866, "0.0.0.0", None, False)
     argv, env = voila_command(tmp_path, 8866, "0.0.0.0", "s3cret-token", False)
-    assert "--Voila.ip=0.0.0.0" in argv and argv[1:3] == ["-m", "lora_nb.cli.voila_serve"]
-    # the token travels in the environment (lora_nb.cli.voila_serve takes it out), never on the command line
-    assert not any("s3cret-token" in a for a in argv) and env["LORA_NB_VOILA_TOKEN"] == "s3cret-token"
+    assert "--Voila.ip=0.0.0.0" in argv and argv[1:3] == ["-m", "lora_nb.widgets.voila_serve"]
+    # the token travels in the environment (lora_nb.widgets.voila_serve takes it out), never on the command line
+    from lora_nb.widgets import voila_serve
+
+    assert not any("s3cret-token" in a for a in argv) and env[voila_serve.TOKEN_ENV] == "s3cret-token"
     argv, env = voila_command(tmp_path, 8866, "127.0.0.1", None, False)
     assert "--template=lora-nb" in argv and env["LORA_NB_HOME"] == str(tmp_path)
     assert (tmp_path / ".lora-nb" / "jupyter" / "voila" / "templates" / "lora-nb" / "conf.json").is_file()
@@ -88,7 +90,7 @@ def test_server_serves_outputs_not_the_database_and_stops_cleanly(ws):
             with pytest.raises(urllib.error.HTTPError) as e:
                 urllib.request.urlopen(base + secret, timeout=10)
             assert e.value.code in (403, 404)
-        assert psutil.Process(proc.pid).cmdline()[2] == "lora_nb.cli.voila_serve"   # the launcher became Voila (same pid)
+        assert psutil.Process(proc.pid).cmdline()[2] == "lora_nb.widgets.voila_serve"   # the launcher became Voila (same pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

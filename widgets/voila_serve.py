@@ -1,4 +1,8 @@
-"""The Voila server that ``lora-nb dashboard`` execs: ``python -m voila`` with two changes for the token.
+"""The Voila server that ``lora-nb dashboard`` execs: ``python -m voila`` with changes for the token.
+
+Here (``lora_nb.widgets``) and not in ``lora_nb.cli``: the core never imports Voila (tests/core/test_layers.py);
+the launcher names this module on the command line only.
+
 
 1. Voila serves ``/voila/files/...`` (run outputs for download from the Jobs panel) with a plain tornado
    static-file handler that never asks for the token: with ``--token`` set, anyone who reached the port
@@ -14,7 +18,7 @@
    job it starts. The page handler drops ``token`` from the request once the login has used it (the
    login cookie is set by then), before Voila reads it.
 
-    $ LORA_NB_VOILA_TOKEN=s3cret python -m lora_nb.cli.voila_serve NOTEBOOK --port=8866 ...
+    $ LORA_NB_VOILA_TOKEN=s3cret python -m lora_nb.widgets.voila_serve NOTEBOOK --port=8866 ...
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from typing import Any
 
 __all__ = ["TOKEN_ENV", "token_file_handler", "page_handler", "drop_token", "main"]
 
-TOKEN_ENV = "LORA_NB_VOILA_TOKEN"
+TOKEN_ENV = "LORA_NB_VOILA_TOKEN"     # lora_nb.cli.dashboard.TOKEN_ENV: the launcher sets it
 
 
 def token_file_handler() -> type:
