@@ -22,6 +22,15 @@ Rows (what | figure | baseline | ratio | goal | verdict | seconds):
                Goal: the steps run, the loss is finite and the LoRA is saved.
   *-cpu        (--dry-run) the same comparisons with a CPU candidate, so the machinery is tested without a GPU:
                tagging with onnxruntime's graph optimisations off vs on, resize with torch on the CPU vs numpy.
+  florence2    natural-language captions (issue 16), lora_nb's Captioner (the caption job's batched, pipelined path) on a
+               random model of Florence-2-large's size built on the GPU from the real layout (bench/captioning_throughput.
+               real_size_model: DaViT + BART-large, 0.77 B, 768 px), bf16 on CUDA vs the same weights in fp32 on the CPU, images/s
+               at 32 new tokens an image. Goal: every image captioned, CUDA faster than the CPU.
+  joycaption   the same for JoyCaption beta one's layout (SigLIP so400m + Llama 3.1 8B, 8.5 B, bf16, about 17 GB): lora_nb
+               batched vs a plain one-image-at-a-time transformers loop on the same model on CUDA (fp32 on the CPU would
+               need 34 GB and minutes a caption: not a useful baseline). Goal: ratio >= 2 from batching.
+  captioning-cpu (--dry-run) the captioner machinery on the CPU: a small random Florence-2, lora_nb batched vs the plain
+               loop on the same model and images. Goal: the same captions (greedy decoding, batched = one at a time).
   standin      (--dry-run) the sd15 machinery (submit_training vs by hand, progress-bar parsing, ratio) against the
                stand-in sd-scripts of tests/engines/fake_sdscripts, which replays a recorded real run.
   --cpu-engines  (with --dry-run) sd15 and flux on the CPU engine set-ups (scripts/kohya-cpu-setup.sh and
@@ -55,8 +64,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 NA = "—"
-GPU_ROWS = ["tagging", "resize", "sd15", "sdxl", "flux"]
-DRY_ROWS = ["tagging", "tagging-cpu", "resize", "resize-cpu", "sd15", "sdxl", "flux", "standin"]
+GPU_ROWS = ["tagging", "resize", "sd15", "sdxl", "flux", "florence2", "joycaption"]
+DRY_ROWS = ["tagging", "tagging-cpu", "resize", "resize-cpu", "sd15", "sdxl", "flux", "standin", "florence2", "joycaption",
+            "captioning-cpu"]
 ORT_GPU_WHEEL = "onnxruntime-gpu 1.31.1 for Python 3.12 is a 244 MiB wheel"
 
 
@@ -667,9 +677,103 @@ def standin_row(ctx: Ctx, row: Row) -> None:
     row.verdict = ("pass" if row.ratio == "1.000" else "fail") + row.verdict[row.verdict.index(":"):]
 
 
+# ---------------------------------------------------------------------------------------------- captioners
+def captioner_row(ctx: Ctx, row: Row) -> None:
+    """``florence2`` / ``joycaption``: lora_nb's Captioner in bf16 on CUDA on a real-size random model vs a baseline;
+    ``captioning-cpu``: a small random Florence-2 on the CPU, lora_nb batched vs the plain loop (same captions)."""
+    from captioning_throughput import REAL_SIZE, make_images, ours, plain_loop, real_size_model
+
+    from lora_nb.tagging.caption_options import CaptionOptions
+    from lora_nb.tagging.captioner import Captioner
+
+    if row.key == "captioning-cpu":
+        ctx.budget.grant(60, need=30)
+        from lora_nb.tagging.caption_tiny import build_tiny_florence2
+
+        folder = ctx.models / "florence2-tiny"
+        if not (folder / "config.json").is_file():
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                build_tiny_florence2(folder)
+        images = make_images(ctx.work / "caption-images-8", 8, (320, 240))
+        cap = Captioner(folder, CaptionOptions(batch_size=4, workers=2, max_new_tokens=12, mode="detailed"), device="cpu")
+        plain_loop(cap, images[:1])
+        t0 = time.perf_counter()
+        base = plain_loop(cap, images)
+        base_ips = len(images) / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        mine = ours(cap, images)
+        ips = len(images) / (time.perf_counter() - t0)
+        same = sum(a == b for a, b in zip(base, mine))
+        row.figure, row.baseline = f"{ips:.2f} images/s (lora_nb, batch 4)", f"{base_ips:.2f} images/s (plain loop)"
+        row.ratio = f"{ips / base_ips:.2f}x"
+        row.details = {"images": len(images), "identical": same, "new_tokens": 12, "batch": 4}
+        row.verdict = ("pass: " if same == len(images) and all(mine) else "fail: ") + f"captions identical on {same}/{len(images)} images"
+        return
+    if ctx.cuda:
+        raise Skip(ctx.cuda)
+    import torch
+
+    family = row.key
+    need_gib = 24 if family == "joycaption" else 4
+    free = torch.cuda.mem_get_info()[0] / 2**30
+    if free < need_gib:
+        raise Skip(f"{free:.0f} GiB of GPU memory free, the {family} model needs about {need_gib} GiB in bf16")
+    ctx.budget.grant(150 if family == "joycaption" else 120, need=60)
+    n, batch, tokens = (32, 8, 32)
+    workers = min(8, os.cpu_count() or 2)
+    images = make_images(ctx.work / f"caption-images-{n}", n)
+    opts = CaptionOptions(batch_size=batch, workers=workers, max_new_tokens=tokens)
+    t0 = time.perf_counter()
+    if family == "florence2":                  # the same weights on both devices: built in fp32 on the CPU, copied to CUDA
+        cpu_model, processor = real_size_model(family, "cpu", torch.float32)
+        import copy
+
+        gpu_model = copy.deepcopy(cpu_model).to("cuda", torch.bfloat16)
+    else:
+        gpu_model, processor = real_size_model(family, "cuda", torch.bfloat16)
+    build_s = time.perf_counter() - t0
+    cand = Captioner.from_loaded(gpu_model, processor, opts)
+    ours(cand, images[:batch])                 # warm-up: CUDA context, kernels, allocator
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    texts = ours(cand, images)
+    torch.cuda.synchronize()
+    ips = n / (time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    row.details = {"images": n, "batch": batch, "new_tokens": tokens, "workers": workers, "build_s": round(build_s, 1),
+                   "peak_gib": round(peak, 1), "params_b": round(sum(p.numel() for p in gpu_model.parameters()) / 1e9, 3),
+                   "layout": REAL_SIZE[family]}
+    row.figure = f"{ips:.2f} images/s (CUDA bf16, batch {batch})"
+    if family == "florence2":
+        base = Captioner.from_loaded(cpu_model, processor, opts)
+        m = 4
+        ours(base, images[:1])
+        t0 = time.perf_counter()
+        ours(base, images[:m])
+        base_ips = m / (time.perf_counter() - t0)
+        row.baseline = f"{base_ips:.2f} images/s (CPU fp32, {os.cpu_count()} cores)"
+        ok = ips > base_ips
+    else:
+        plain_loop(cand, images[:1])
+        m = 8
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        plain_loop(cand, images[:m])
+        torch.cuda.synchronize()
+        base_ips = m / (time.perf_counter() - t0)
+        row.baseline = f"{base_ips:.2f} images/s (plain loop, one image at a time, CUDA bf16)"
+        ok = ips / base_ips >= 2.0
+    row.ratio = f"{ips / base_ips:.2f}x"
+    row.details["baseline_images"] = m
+    detail = (f"{len(texts)} images captioned, {tokens} new tokens each, peak {peak:.1f} GiB, "
+              f"{row.details['params_b']} B parameters")
+    row.verdict = ("pass: " if ok and len(texts) == n else "fail: ") + detail
+
+
 STEPS: dict[str, Callable[[Ctx, Row], None]] = {
     "tagging": tagging_row, "tagging-cpu": tagging_row, "resize": resize_row, "resize-cpu": resize_row,
-    "sd15": kohya_row, "sdxl": kohya_row, "flux": flux_row, "standin": standin_row}
+    "sd15": kohya_row, "sdxl": kohya_row, "flux": flux_row, "standin": standin_row,
+    "florence2": captioner_row, "joycaption": captioner_row, "captioning-cpu": captioner_row}
 
 
 def new_row(key: str, ctx: Ctx) -> Row:
@@ -693,6 +797,12 @@ def new_row(key: str, ctx: Ctx) -> Row:
                  "steps run, finite loss, LoRA saved"),
         "standin": ("sd-scripts path with the stand-in trainer (replays a recorded real run): through lora_nb vs by hand",
                     "ratio 1.000 (same replay)"),
+        "florence2": ("Florence-2 captions, random Florence-2-large-size model (0.77 B, 768 px), lora_nb Captioner batched: "
+                      "CUDA bf16 vs CPU fp32, 32 new tokens an image", "every image captioned; CUDA faster"),
+        "joycaption": ("JoyCaption captions, random JoyCaption-beta-one-size model (SigLIP + Llama 3.1 8B, 8.5 B), CUDA bf16: "
+                       "lora_nb Captioner batched vs a plain one-image-at-a-time transformers loop", ">= 2x"),
+        "captioning-cpu": ("Florence-2 captions (tiny random model), CPU: lora_nb Captioner batched vs a plain one-image-at-a-time "
+                           "transformers loop", "identical captions"),
     }[key]
     return Row(key, what, goal=goal)
 

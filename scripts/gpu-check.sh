@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check (issue 13, item 5): ONE table of GPU figures, each against a baseline measured in the same run:
 # onnxruntime CUDA vs CPU tagging, LoRA resize CUDA vs CPU, real sd-scripts SD 1.5 and SDXL steps through lora_nb vs
-# by hand, a real ai-toolkit FLUX LoRA step, all on random full-size weights built on the machine. The rows and their
+# by hand, a real ai-toolkit FLUX LoRA step, Florence-2 and JoyCaption captioning in bf16 (issue 16), all on random
+# full-size weights built on the machine. The rows and their
 # goals are described in bench/gpu_check.py (the driver this script runs).
 #
 #   bash scripts/gpu-check.sh --prepare     # HERE, where PyPI and ../shared are reachable: fills .whl/gpu-check/

@@ -61,3 +61,20 @@ def standin_aitoolkit(ws):
     ws.settings.set("aitoolkit_dir", str(folder))
     ws.settings.set("aitoolkit_python", sys.executable)
     return folder
+
+
+@pytest.fixture(scope="session")
+def florence(tmp_path_factory):
+    """A small RANDOM Florence-2 (transformers' Florence2ForConditionalGeneration from a tiny config, processor and a
+    locally trained tokenizer; lora_nb.tagging.caption_tiny), saved once per session: the real captioning path."""
+    from lora_nb.tagging.caption_tiny import build_tiny_florence2
+
+    return build_tiny_florence2(tmp_path_factory.mktemp("captioners") / "florence")
+
+
+@pytest.fixture(scope="session")
+def joy(tmp_path_factory):
+    """A small RANDOM JoyCaption (LlavaForConditionalGeneration: SigLIP + Llama), saved once per session."""
+    from lora_nb.tagging.caption_tiny import build_tiny_joycaption
+
+    return build_tiny_joycaption(tmp_path_factory.mktemp("captioners") / "joy")

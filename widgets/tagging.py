@@ -1,4 +1,5 @@
-"""TaggingPanel: auto-tag a dataset with a WD14 tagger as a job, with live progress and rate.
+"""TaggingPanel: auto-tag a dataset with a WD14 tagger as a job, with live progress and rate; under it the
+captioning section (:class:`~lora_nb.widgets.captioning.CaptioningPanel`: Florence-2 / JoyCaption sentences).
 
 ``lora_nb.tagging`` is imported when the panel is built; if it cannot be imported the panel says
 why in one sentence and keeps its Start button disabled. Before starting, the panel says whether the
@@ -123,6 +124,11 @@ class TaggingPanel(W.VBox):
             self.dataset, self.model, self.model_note, W.HBox([self.general, self.mcut]), self.character, self.blacklist,
             self.trigger, self.existing, self.underscores, W.HBox([self.start_button, self.stop_button]), self.line,
         ])
+        from .captioning import CaptioningPanel
+
+        # sentences (Florence-2, JoyCaption) for the same dataset: the section shares this panel's dataset picker
+        self.captioning = CaptioningPanel(self.ws, dataset_picker=self.dataset, on_done=on_done)
+        self.children = (*self.children, self.captioning)
         self.add_class("lnb-tagging")
         g(self.refresh)(dataset)
         if not self.unavailable:
@@ -147,6 +153,8 @@ class TaggingPanel(W.VBox):
             models = [m for m in self.model.options if not m.startswith("/")] + local
             if list(self.model.options) != models:
                 self.model.options = models
+        if hasattr(self, "captioning"):
+            self.captioning.refresh()
 
     def _local_taggers(self) -> list[str]:
         """Tagger folders in the workspace's models/taggers/ (the demo's small tagger lands there)."""

@@ -29,7 +29,8 @@ from pathlib import Path
 from ..errors import TaggerError
 
 __all__ = ["CaptionModel", "CAPTIONERS", "FLORENCE_TASKS", "JOY_MODES", "LENGTHS", "joycaption_prompt", "resolve_captioner",
-           "captioner_folder", "model_family", "is_captioner_folder"]
+           "captioner_folder", "model_family", "is_captioner_folder",
+           "family_of"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,25 @@ def _download(repo_id: str, filename: str, cache_dir: str | Path | None, require
     except OSError as e:  # network errors, a full disk
         raise TaggerError(f"Downloading {filename} of {repo_id} failed ({str(e).splitlines()[0][:200]}).",
                           fix="Check the network and free disk space, then try again.") from None
+
+
+def family_of(model: str) -> str | None:
+    """``florence2`` / ``joycaption`` for a registry name or a local model folder (its config.json is read, nothing
+    is downloaded); None for a Hub id we do not know (its family shows once the job has downloaded it).
+
+    >>> family_of("florence-2-base"), family_of("someone/some-model")
+    ('florence2', None)
+    """
+    model = (model or "").strip()
+    if model in CAPTIONERS:
+        return CAPTIONERS[model].family
+    path = Path(model).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        try:
+            return model_family(path)
+        except TaggerError:
+            return None
+    return None
 
 
 def model_family(folder: Path) -> str:

@@ -156,7 +156,8 @@ class PromptPresets:
 
         safe_name(name, "preset name")
         keep = {k: v for k, v in options.items() if k in CaptionOptions.model_fields and k not in ("recursive", "workers")}
-        CaptionOptions(**keep)                      # refuse to save options that would not run
+        checked = CaptionOptions(**keep).model_dump()   # refuse to save options that would not run; save them parsed
+        keep = {k: checked[k] for k in keep}
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self.folder / f"{name}.json", (json.dumps(keep, indent=1) + "\n").encode("utf-8"))
 

@@ -75,9 +75,33 @@ class Captioner:
     """A loaded captioning model with its processor and options; :meth:`run` captions paths in batches."""
 
     def __init__(self, model: str | os.PathLike[str], options: CaptionOptions | None = None, device: str | None = None) -> None:
-        self.options = o = options or CaptionOptions()
-        self.folder = captioner_folder(model)
+        self.folder: Path | None = captioner_folder(model)
         self.family = model_family(self.folder)
+        self._configure(options)
+        self.device, self.dtype = pick_device(device)
+        self._load()
+        self._text_cache: dict[int, dict[str, Any]] = {}
+
+    @classmethod
+    def from_loaded(cls, model: Any, processor: Any, options: CaptionOptions | None = None) -> "Captioner":
+        """A Captioner around a model and processor already in memory, on the model's device and in its dtype
+        (benchmarks: random full-size models built straight on the GPU, never saved)."""
+        self = cls.__new__(cls)
+        self.folder = None
+        kind = getattr(model.config, "model_type", "")
+        if kind not in ("florence2", "llava"):
+            raise TaggerError(f"A '{kind}' model is not a captioner here.", fix="Use a Florence-2 or LLaVA (JoyCaption) model.")
+        self.family = "florence2" if kind == "florence2" else "joycaption"
+        self._configure(options)
+        self.device, self.dtype = str(model.device), model.dtype
+        self.processor, self.model = processor, model.eval()
+        self._prepare()
+        self._text_cache = {}
+        return self
+
+    def _configure(self, options: CaptionOptions | None) -> None:
+        """Mode, prompt and token budget from the options, checked against the model family."""
+        self.options = o = options or CaptionOptions()
         if self.family == "florence2":
             if o.mode and o.mode not in FLORENCE_TASKS:
                 raise TaggerError(f"Florence-2 has no mode '{o.mode}'.", fix=f"Use one of: {', '.join(FLORENCE_TASKS)}.")
@@ -93,12 +117,8 @@ class Captioner:
             self.mode = o.mode or "descriptive"
             self.prompt = joycaption_prompt(self.mode, o.length, o.prompt or None)
             self.max_new_tokens = o.max_new_tokens or max_new_tokens_for(o.length)
-        self.device, self.dtype = pick_device(device)
-        self._load()
-        self._text_cache: dict[int, dict[str, Any]] = {}
 
     def _load(self) -> None:
-        import torch
         import transformers
         from transformers import AutoProcessor
 
@@ -109,6 +129,12 @@ class Captioner:
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             raise TaggerError(f"The captioner in {self.folder} could not be loaded ({str(e).splitlines()[0][:200]}).",
                               fix="Download the model again, or check it was saved with save_pretrained (model and processor).") from None
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Left padding (generation appends on the right), the chat-formatted prompt, no autograd."""
+        import torch
+
         tok = self.processor.tokenizer
         tok.padding_side = "left"
         if self.family == "joycaption":

@@ -6,7 +6,8 @@ sessions (graph optimisations off and on, so their scores really differ) tag the
 Tagger with identical tags; lora_nb's resize runs its torch code path on the CPU and its numpy path and the
 results agree; the training comparison (submit_training vs the same command by hand, parsed from the engine's
 own progress bar) runs against the stand-in sd-scripts, which replays one recorded real run for both, so the
-ratio must come out exactly 1.000. The overlay venv the GPU set-up builds is tested for real too, and the
+ratio must come out exactly 1.000; the captioners' CPU row compares lora_nb's batched Captioner with a plain transformers
+loop on a small random Florence-2 (same captions). The overlay venv the GPU set-up builds is tested for real too, and the
 steady-state rate arithmetic on a synthetic progress bar.
 """
 from __future__ import annotations
@@ -27,8 +28,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import gpu_check  # noqa: E402  (bench/ is not a package)
 
-DRY_KEYS = ["tagging", "tagging-cpu", "resize", "resize-cpu", "sd15", "sdxl", "flux", "standin"]
-GPU_ONLY = ["tagging", "resize", "sd15", "sdxl", "flux"]
+DRY_KEYS = ["tagging", "tagging-cpu", "resize", "resize-cpu", "sd15", "sdxl", "flux", "standin", "florence2", "joycaption",
+            "captioning-cpu"]
+GPU_ONLY = ["tagging", "resize", "sd15", "sdxl", "flux", "florence2", "joycaption"]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,8 @@ def dry(tmp_path_factory):
     root = tmp_path_factory.mktemp("gpu-check")
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     env.update(LORA_NB_ENGINE_CACHE=str(root / "cache"), PYTHON=sys.executable)
-    r = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--budget", "100", "--out", str(root / "out")], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=150)
+    r = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--budget", "160", "--out", str(root / "out")], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=240)
     data = json.loads((root / "out" / "gpu-check.json").read_text())
     return r, root / "out", {row["key"]: row for row in data["rows"]}, data
 
@@ -86,6 +88,29 @@ def test_training_comparison_runs_both_paths(dry):
     with tarfile.open(dry[1] / "logs.tar.gz") as tar:
         names = tar.getnames()
     assert any(n.endswith("console.log") for n in names) and any(n.endswith("-log") for n in names)
+
+
+def test_captioning_comparison_is_real(dry):
+    row = dry[2]["captioning-cpu"]
+    d = row["details"]
+    assert row["verdict"] == "pass: captions identical on 8/8 images", row
+    assert d["identical"] == d["images"] == 8 and d["new_tokens"] == 12
+    assert float(row["figure"].split()[0]) > 0 and float(row["baseline"].split()[0]) > 0 and row["ratio"].endswith("x")
+    for key in ("florence2", "joycaption"):                   # the GPU rows say what they would measure, and why not here
+        assert dry[2][key]["what"].startswith(("Florence-2", "JoyCaption")) and "CUDA bf16" in dry[2][key]["what"]
+
+
+def test_real_size_captioners_have_the_real_models_sizes():
+    """The GPU rows' random models are built from the real layouts: on the meta device (shapes only, no memory)
+    their parameter counts are Florence-2-large's 0.77 B and JoyCaption beta one's 8.48 B."""
+    from captioning_throughput import real_size_model
+
+    counts = {}
+    for family in ("florence2", "joycaption"):
+        model, processor = real_size_model(family, "meta")
+        counts[family] = sum(p.numel() for p in model.parameters()) / 1e9
+    assert counts["florence2"] == pytest.approx(0.770, abs=0.005) and counts["joycaption"] == pytest.approx(8.48, abs=0.02)
+    assert model.config.vision_feature_layer == -2 and model.config.text_config.num_key_value_heads == 8
 
 
 def test_steady_rate_leaves_out_the_start():

@@ -1,5 +1,6 @@
 """Natural-language captioning jobs (Florence-2, JoyCaption) on small RANDOM models of the real architectures
-(lora_nb.tagging.caption_tiny): real transformers generate, real subprocess jobs, real caption files and undo."""
+(lora_nb.tagging.caption_tiny): real transformers generate, real subprocess jobs, real caption files and undo.
+The models are the session fixtures ``florence`` and ``joy`` of tests/conftest.py (the widget tests use them too)."""
 from __future__ import annotations
 
 import subprocess
@@ -14,20 +15,9 @@ from lora_nb.errors import ConfigError, TaggerError
 from lora_nb.progress.events import JobStatus
 from lora_nb.tagging.caption_dataset import read_preview
 from lora_nb.tagging.caption_options import CaptionOptions, PromptPresets, finish_caption
-from lora_nb.tagging.caption_tiny import build_tiny_florence2, build_tiny_joycaption
 from lora_nb.tagging.captioner import Captioner, caption_images
 from lora_nb.tagging.tiny import build_tiny_tagger
 from support import wait_for
-
-
-@pytest.fixture(scope="module")
-def florence(tmp_path_factory):
-    return build_tiny_florence2(tmp_path_factory.mktemp("m") / "florence")
-
-
-@pytest.fixture(scope="module")
-def joy(tmp_path_factory):
-    return build_tiny_joycaption(tmp_path_factory.mktemp("m") / "joy")
 
 
 def _images(folder, n):
