@@ -30,4 +30,12 @@ if kohya_dir="$(bash scripts/kohya-cpu-setup.sh 2> test-artifacts/kohya-cpu-setu
 else
   echo "test.sh: the sd-scripts CPU set-up failed (see test-artifacts/kohya-cpu-setup.log); its real-engine tests fail on CI, else skip"
 fi
+# SkyPilot for tests/cloud (lora-nb cluster): its own venv in the cache outside the repository (its pins clash with
+# Jupyter's); first time about 2 minutes from PyPI, then instant. Without it those tests skip here and fail on CI.
+echo "test.sh: SkyPilot venv (log: test-artifacts/skypilot-venv.log)"
+if sky_py="$(bash scripts/skypilot-venv.sh 2> test-artifacts/skypilot-venv.log)"; then
+  export LORA_NB_SKYPILOT_PYTHON="$sky_py"
+else
+  echo "test.sh: the SkyPilot venv could not be made (see test-artifacts/skypilot-venv.log); tests/cloud's SkyPilot tests skip (fail on CI)"
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -47,7 +47,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0 if answer.get("roundtrip") and answer.get("optimized") else 1
     answer = call_driver({"action": "launch", "task": task, "cluster": opts.name, "autostop": opts.autostop_minutes})
     print(f"cluster {answer['cluster']} is up; Ray head at {answer.get('head_ip')}:{opts.ray_port} "
-          f"(set the workspace executor to http://{answer.get('head_ip')}:{opts.dashboard_port})")
+          f"(lora-nb jobs executor --set http://{answer.get('head_ip')}:{opts.dashboard_port})")
     return 0
 
 

@@ -136,7 +136,7 @@ def run_script(opts: ClusterOptions) -> str:
         '    "$BIN/ray" start --head --node-ip-address="$HEAD_IP" --port="$PORT" --num-gpus="$GPUS" '
         '--dashboard-host=0.0.0.0 --dashboard-port="$DASH" --disable-usage-stats ${LORA_NB_RAY_ARGS:-}',
         '    echo "lora-nb: Ray head at $HEAD_IP:$PORT (dashboard http://$HEAD_IP:$DASH); '
-        'set the workspace executor to http://$HEAD_IP:$DASH"',
+        'point the workspace at it: lora-nb jobs executor --set http://$HEAD_IP:$DASH"',
         f'    "$BIN/python" -m lora_nb.cloud.ray_idle --address "http://127.0.0.1:$DASH" --idle "${{LORA_NB_RAY_IDLE_SECONDS:-{int(opts.idle_seconds)}}}"',
         '    "$BIN/ray" stop',
         'else',
