@@ -724,11 +724,12 @@ def captioner_row(ctx: Ctx, row: Row) -> None:
     images = make_images(ctx.work / f"caption-images-{n}", n)
     opts = CaptionOptions(batch_size=batch, workers=workers, max_new_tokens=tokens)
     t0 = time.perf_counter()
-    if family == "florence2":                  # the same weights on both devices: built in fp32 on the CPU, copied to CUDA
-        cpu_model, processor = real_size_model(family, "cpu", torch.float32)
+    if family == "florence2":                  # the same weights on both devices: built in fp32 on CUDA (fast), copied to the CPU
         import copy
 
-        gpu_model = copy.deepcopy(cpu_model).to("cuda", torch.bfloat16)
+        gpu_model, processor = real_size_model(family, "cuda", torch.float32)
+        cpu_model = copy.deepcopy(gpu_model).to("cpu")
+        gpu_model = gpu_model.to(torch.bfloat16)
     else:
         gpu_model, processor = real_size_model(family, "cuda", torch.bfloat16)
     build_s = time.perf_counter() - t0
