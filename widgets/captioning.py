@@ -56,13 +56,22 @@ class CaptioningPanel(W.VBox):
     def __init__(self, ws: Workspace | None = None, dataset: str | None = None, dataset_picker: W.Dropdown | None = None,
                  on_done: Callable[[Any], Any] | None = None) -> None:
         import lora_nb
-        from lora_nb.tagging.caption_models import CAPTIONERS, LENGTHS
 
         self.ws = ws if ws is not None else lora_nb.Workspace()
         self.on_done = on_done
         self.banner = ErrorBanner()
         self.runner = Runner(self.banner, "lnb-captioning")
         g = self.banner.guard
+        title = W.HTML("<h3 style='margin:12px 0 4px 0'>Captioning (sentences: Florence-2, JoyCaption)</h3>")
+        try:
+            from lora_nb.tagging.caption_models import CAPTIONERS, LENGTHS
+        except Exception as e:             # the panel says why, and offers no control that could not work
+            self.broken = f"Captioning is unavailable: {str(e).splitlines()[0] if str(e) else type(e).__name__}."
+            self.banner.error(self.broken)
+            super().__init__([title, self.banner])
+            self.add_class("lnb-captioning")
+            return
+        self.broken = ""
         self.unavailable = _unavailable()
         self.job: Any = None                 # the last "Caption all" job (what Undo undoes)
         self.preview_job: Any = None
@@ -139,8 +148,7 @@ class CaptioningPanel(W.VBox):
         self.with_tags.observe(lambda ch: self._tags_state(), names="value")
         self.dataset.observe(lambda ch: self._undo_state(), names="value")
 
-        rows: list[W.Widget] = [W.HTML("<h3 style='margin:12px 0 4px 0'>Captioning (sentences: Florence-2, JoyCaption)</h3>"),
-                                self.banner]
+        rows: list[W.Widget] = [title, self.banner]
         rows += [self.dataset] if own_picker else []
         rows += [self.model, self.custom, self.model_note, self.mode, self.length, self.prompt, self.applies, self.existing,
                  self.trigger, W.HBox([self.max_length, self.max_tokens, self.batch]), self.with_tags, self.tagger,
@@ -191,6 +199,8 @@ class CaptioningPanel(W.VBox):
 
     def refresh(self, select: str | None = None) -> None:
         """Re-read datasets (when the panel has its own picker), local captioner folders and presets."""
+        if self.broken:
+            return
         if self._own_picker:
             names = self.ws.datasets.names()
             keep = select or self.dataset.value

@@ -172,3 +172,20 @@ def test_prompt_presets_save_and_load(ws, joy):
     q.custom.value = ""                                     # back to florence-2-large: booru_list is not one of its modes
     q.load_button.click()
     assert q.banner.kind == "error" and "mode 'booru_list'" in q.banner.text
+
+
+def test_without_the_captioning_modules_the_section_says_why(ws, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *a, **kw):
+        if name.startswith("lora_nb.tagging.caption"):
+            raise ImportError("transformers is not installed")
+        return real_import(name, *a, **kw)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    t = TaggingPanel(ws)
+    c = t.captioning
+    assert c.banner.text == "Captioning is unavailable: transformers is not installed." and len(c.children) == 2
+    t.refresh()                                             # nothing to refresh, no error
+    assert not t.start_button.disabled                      # WD14 tagging is unaffected
