@@ -44,7 +44,14 @@ def cmd_up(args: argparse.Namespace) -> int:
                 print(f"optimizer: {answer['cloud']} {answer['instance_type']} at ${answer['price_per_hour']:.3f}/h for the cluster")
             else:
                 print(f"optimizer: {answer.get('error')}")
-        return 0 if answer.get("roundtrip") and answer.get("optimized") else 1
+        if not (answer.get("roundtrip") and answer.get("optimized")):
+            return 1
+        # the launch itself, planned by SkyPilot's API server with dryrun=True: nothing is rented
+        call_driver({"action": "launch", "task": task, "cluster": opts.name, "autostop": opts.autostop_minutes, "dryrun": True})
+        if not args.json:
+            print(f"sky.launch(dryrun=True): SkyPilot planned cluster {opts.name} (autostop "
+                  f"{'off' if opts.autostop_minutes is None else f'{opts.autostop_minutes} min'}); nothing was rented")
+        return 0
     answer = call_driver({"action": "launch", "task": task, "cluster": opts.name, "autostop": opts.autostop_minutes})
     print(f"cluster {answer['cluster']} is up; Ray head at {answer.get('head_ip')}:{opts.ray_port} "
           f"(lora-nb jobs executor --set http://{answer.get('head_ip')}:{opts.dashboard_port})")
@@ -90,7 +97,7 @@ def register(sub: Any) -> None:
     q.add_argument("--name", default="lora-nb", help="cluster name (default lora-nb)")
     q.add_argument("--spec", default="lora-nb[gpu]", help="pip requirement for lora-nb on the nodes, e.g. git+https://…/lora-nb.git")
     q.add_argument("--provision-script", metavar="PATH", help="the provisioning script (default: scripts/vast-provision.sh of this checkout)")
-    q.add_argument("--dryrun", action="store_true", help="only check the task with SkyPilot's parser and optimizer; launch nothing")
+    q.add_argument("--dryrun", action="store_true", help="check the task with SkyPilot's parser and optimizer, then sky.launch(dryrun=True); rent nothing")
     q.add_argument("--print-yaml", action="store_true", help="print the SkyPilot task YAML and exit")
     q.add_argument("--json", action="store_true", help="with --dryrun: SkyPilot's answer as JSON")
     q.set_defaults(func=cmd_up)

@@ -226,6 +226,7 @@ def call_driver(request: dict[str, Any], python: str | None = None, env: Mapping
         raise ClusterError(f"SkyPilot ended (exit code {proc.returncode}) without an answer to '{request.get('action')}'.",
                            fix="See its output above; check the SkyPilot Python with `<python> -c 'import sky'`.")
     if answer.get("error") and request.get("action") != "validate":
-        raise ClusterError(f"SkyPilot could not {request.get('action')} the cluster: {answer['error']}.",
+        verb = {"launch": "launch", "status": "read the status of", "down": "tear down"}.get(str(request.get("action")), "handle")
+        raise ClusterError(f"SkyPilot could not {verb} the cluster: {answer['error'].rstrip('.:')}.",
                            fix="Run `sky check` in the SkyPilot venv to see which clouds are enabled.")
     return answer

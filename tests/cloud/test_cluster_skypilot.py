@@ -77,10 +77,11 @@ def sky_python():
         pytest.skip(str(e))
 
 
-@pytest.fixture
-def sky_home(tmp_path):
-    """A scratch HOME for SkyPilot: a dummy Vast key file and LOCAL STAND-IN catalogs (two Vast offers)."""
-    home = tmp_path / "skyhome"
+@pytest.fixture(scope="module")
+def sky_home(tmp_path_factory, sky_python):
+    """A scratch HOME for SkyPilot: a dummy Vast key file and LOCAL STAND-IN catalogs (Vast offers). SkyPilot's API
+    server, which ``sky.launch`` / ``status`` / ``down`` start on their first call, runs under it and is stopped after."""
+    home = tmp_path_factory.mktemp("sky") / "skyhome"
     (home / ".config" / "vastai").mkdir(parents=True)
     (home / ".config" / "vastai" / "vast_api_key").write_text("dummy-key-for-the-credential-check\n")
     cat = home / ".sky" / "catalogs" / "v8"
@@ -92,7 +93,9 @@ def sky_home(tmp_path):
         "1x-RTX4090-8-32,RTX4090,1,8,32,RTX4090,0.35,0.25,US,0\n"
         "2x-RTX4090-32-128,RTX4090,2,32,128,RTX4090,0.80,0.60,US,0\n")
     (cat / "common" / "accelerators.csv").write_text("AcceleratorName,Clouds\nRTX4090,\"['Vast']\"\n")
-    return {**os.environ, "HOME": str(home), "SKYPILOT_DISABLE_USAGE_COLLECTION": "1"}
+    env = {**os.environ, "HOME": str(home), "SKYPILOT_DISABLE_USAGE_COLLECTION": "1"}
+    yield env
+    subprocess.run([str(Path(sky_python).parent / "sky"), "api", "stop"], env=env, capture_output=True, timeout=120)
 
 
 def test_skypilot_parses_round_trips_and_optimizes_our_task(sky_python, sky_home):
@@ -135,6 +138,18 @@ def test_cli_dryrun_runs_skypilots_optimizer(sky_python, sky_home):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SkyPilot 0.14.1 parsed the task: 1 x Vast({'RTX4090': 1}) (YAML round trip identical)" in out.stdout
     assert "optimizer: Vast 1x-RTX4090-8-32 at $0.350/h for the cluster" in out.stdout
+    assert "sky.launch(dryrun=True): SkyPilot planned cluster lora-nb (autostop 30 min); nothing was rented" in out.stdout
+    assert "Dryrun finished." in out.stderr                      # SkyPilot's own words, passed through
+
+
+def test_cli_status_and_down_go_through_skypilots_api_server(sky_python, sky_home):
+    env = {**sky_home, "LORA_NB_SKYPILOT_PYTHON": sky_python}
+    out = subprocess.run([sys.executable, "-m", "lora_nb.cli", "cluster", "status"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "no clusters", out.stdout + out.stderr
+    out = subprocess.run([sys.executable, "-m", "lora_nb.cli", "cluster", "down", "--name", "nope"], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "lora-nb: SkyPilot could not tear down the cluster: ClusterDoesNotExist: Cluster 'nope' does not exist." in out.stderr
 
 
 def test_cli_errors_are_one_line(tmp_path):
