@@ -2,8 +2,8 @@
 
 Shown by the dashboard header and ``lora-nb jobs cost`` / ``lora-nb jobs list`` only on a Vast.ai instance
 (``CONTAINER_ID`` in the environment) or where the setting ``vast_instance_id`` names one. The ETA of each
-running job comes from its parsed progress; a queued job, or a running one without progress yet, counts as
-"without ETA" (never as free).
+running job comes from its parsed progress; a queued training run's from its expected steps (step calculator)
+and the speed of a like run; any other job counts as "without ETA" (never as free).
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..cloud.cost import QueueCost, queue_cost
 from ..cloud.vast import VastAPI, instance_id
@@ -42,13 +42,41 @@ class CostReport:
         return f"Vast #{self.instance_id}: " + (self.cost.summary() if self.cost is not None else f"cost unavailable: {self.error}")
 
 
+_SAME_RUN = ("engine", "model_family", "resolution", "train_batch_size")   # what makes one run's speed another's
+
+
+def _speed_key(snap: Any) -> tuple | None:
+    meta = snap.meta or {}
+    return tuple(str(meta.get(k)) for k in _SAME_RUN) if meta.get("engine") else None
+
+
 def queue_etas(home: "JobsHome") -> list[float | None]:
-    """The ETA in seconds of every running and queued job (None where it is not known yet)."""
+    """The ETA in seconds of every running and queued job (None where it is not known).
+
+    A running job: its parsed ETA, else (total - step) / rate. A queued training run: the step calculator's
+    ``expected_steps`` (stored with the job) / the speed of the latest run with the same engine, model family,
+    resolution and batch size that reported one. Anything else is unknown."""
     home.store.ensure_schema("jobs", records.MIGRATIONS)
+    snaps = records.load_all(home.store)
+    speeds: dict[tuple, float] = {}
+    for snap in snaps:                                   # oldest first: the latest measured speed wins
+        key, p = _speed_key(snap), snap.progress
+        if key and p.rate and (p.rate_unit in (None, "it/s")) and snap.status in (JobStatus.RUNNING, JobStatus.SUCCEEDED):
+            speeds[key] = float(p.rate)
     out: list[float | None] = []
-    wanted = (JobStatus.QUEUED.value, *records.ACTIVE)
-    for snap in records.load_all(home.store, f"WHERE status IN ({','.join('?' * len(wanted))})", wanted):
-        out.append(snap.progress.eta if snap.status is JobStatus.RUNNING else None)
+    for snap in snaps:
+        p = snap.progress
+        if snap.status is JobStatus.RUNNING:
+            if p.eta is not None:
+                out.append(p.eta)
+            elif p.rate and p.total_steps and p.step is not None:
+                out.append(max(0.0, (p.total_steps - p.step) / p.rate))
+            else:
+                out.append(None)
+        elif snap.status is JobStatus.QUEUED or snap.status.value in records.ACTIVE:
+            expected, key = (snap.meta or {}).get("expected_steps"), _speed_key(snap)
+            speed = speeds.get(key) if key else None
+            out.append(float(expected) / speed if isinstance(expected, (int, float)) and speed else None)
     return out
 
 

@@ -104,6 +104,23 @@ def test_cost_report_prices_running_eta_and_lists_queued_as_unknown(ws, vast):
     queued.stop(grace=1)
 
 
+def test_a_queued_training_run_is_priced_from_its_expected_steps_and_a_like_runs_speed(ws, vast):
+    """expected_steps is what the step calculator stored with a training job; the speed comes from a finished like run."""
+    meta = {"engine": "kohya", "model_family": "sd15", "resolution": 512, "train_batch_size": 1}
+    bar = "import sys; sys.stderr.write('steps: 100%|#####| 100/100 [00:50<00:00, 2.00it/s]\\n')"
+    ws.jobs.submit_command([sys.executable, "-c", bar], name="earlier", meta={**meta, "expected_steps": 100}).wait(timeout=60)
+    ws.jobs.max_concurrent = 1
+    blocker = ws.jobs.submit_command([sys.executable, "-c", "import time; time.sleep(60)"], name="blocker")
+    ws.jobs.submit_command([sys.executable, "-c", "pass"], name="like", meta={**meta, "expected_steps": 3600})
+    ws.jobs.submit_command([sys.executable, "-c", "pass"], name="other", meta={**meta, "resolution": 1024, "expected_steps": 10})
+    wait_for(lambda: blocker.snapshot().status.value == "running", timeout=30, what="the blocker running")
+    report = cost_report(ws)
+    # blocker: no progress (unknown); like: 3600 steps / 2 it/s = 1800 s; other: no run at 1024 yet (unknown)
+    assert (report.cost.known_jobs, report.cost.unknown_jobs, report.cost.known_seconds) == (1, 2, 1800.0)
+    assert report.cost.cost == pytest.approx(0.5 * 0.40)
+    blocker.stop(grace=1)
+
+
 def test_cost_report_is_absent_off_vast_and_an_error_sentence_when_the_api_fails(ws, vast, monkeypatch):
     assert cost_report(ws, env={}) is None
     vast.fail_status = 500
