@@ -52,12 +52,26 @@ class LocalRayCluster:
                 "--dashboard-agent-grpc-port", str(free_port()), "--metrics-export-port", str(free_port()),
                 "--runtime-env-agent-port", str(free_port()), "--disable-usage-stats"]
 
-    def _ray(self, *args: str, timeout: float = 240) -> None:
+    def _ray(self, *args: str, timeout: float = 480) -> None:
         r = subprocess.run([RAY, *args], env=self.env, cwd=self.temp, capture_output=True, text=True, timeout=timeout)
         if r.returncode != 0:
-            raise RuntimeError(f"ray {' '.join(args[:2])} failed: {r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+            raise RuntimeError(f"ray {' '.join(args[:2])} failed: {_errors(r.stdout + r.stderr)}")
 
-    def start(self) -> "LocalRayCluster":
+    def start(self, attempts: int = 2) -> "LocalRayCluster":
+        """Start the head and the workers; on a loaded machine Ray's start can time out, so try again once."""
+        for attempt in range(attempts):
+            try:
+                return self._start()
+            except (RuntimeError, subprocess.TimeoutExpired):
+                if attempt == attempts - 1:
+                    raise
+                self.temp = tempfile.mkdtemp(prefix="lnray")
+                self.gcs_port, self.dashboard_port = free_port(), free_port()
+                self.address = f"http://127.0.0.1:{self.dashboard_port}"
+                self.worker_node_ports = []
+        raise AssertionError("unreachable")
+
+    def _start(self) -> "LocalRayCluster":
         try:
             self._ray("start", "--head", "--port", str(self.gcs_port), "--dashboard-port", str(self.dashboard_port),
                       "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--temp-dir", self.temp,
@@ -131,3 +145,9 @@ class LocalRayCluster:
                     pass
             psutil.wait_procs(procs, timeout=10)
         shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def _errors(output: str) -> str:
+    """The lines of ``ray start`` output that say what went wrong (its INFO lines are many)."""
+    lines = [l for l in output.splitlines() if l.strip() and " INFO " not in l]
+    return "\n".join(lines[-40:])[-4000:]

@@ -380,7 +380,10 @@ class RayRun:
                     if sup.stop_at is not None:
                         return _NOT_STARTED, None
                     if self._info() is None:
-                        self._submit()
+                        try:
+                            self._submit()
+                        except RuntimeError as e:    # Ray refused it (a bad runtime env, ...): final
+                            return None, f"Ray refused the job: {_short(e)}"
                     self.state.submitted = True
                     self._save()
                 info = self._info()
@@ -391,7 +394,9 @@ class RayRun:
                     self._call("stop", lambda c: c.stop_job(self.sid))
                     stop_sent = True
                 first_failure = None
-            except (ClusterError, OSError) as e:     # OSError covers requests' and Ray's connection errors
+            except (ClusterError, OSError, RuntimeError) as e:
+                # OSError: requests' and Ray's connection errors; RuntimeError: the Jobs API answered with an
+                # error (a head going down answers 5xx). Both may pass; give up only after the window.
                 last_error = _short(e)
                 self.client = None
                 first_failure = first_failure or now
@@ -400,8 +405,6 @@ class RayRun:
                                   f"({last_error}); the job was given up, check `ray job status {self.sid}` there")
                 tail = self._drain(tail, feeder, splitter, 1.0)
                 continue
-            except RuntimeError as e:                # Ray refused (a bad submission, ...)
-                return None, f"Ray refused the job: {_short(e)}"
             status = str(getattr(info.status, "value", info.status))
             if status == "PENDING" and not announced_wait:
                 announced_wait = True
