@@ -146,6 +146,7 @@ def test_provision_refuses_a_package_that_would_replace_torch(tmp_path, wheels, 
 @pytest.mark.parametrize("env, message", [
     (dict(LORA_NB_PORT="8866"), "equal ports make Caddy skip authentication"),
     (dict(LORA_NB_ENGINE="comfy"), "LORA_NB_ENGINE must be kohya, ai-toolkit or empty"),
+    (dict(LORA_NB_DASHBOARD="yes"), "LORA_NB_DASHBOARD must be 0 or 1 (got 'yes')"),
     (dict(LORA_NB_PORT="80; rm -rf /"), "must be numbers"),
 ])
 def test_provision_rejects_bad_settings(tmp_path, template_venv, env, message):
