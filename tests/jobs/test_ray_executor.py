@@ -23,7 +23,7 @@ from lora_nb.errors import ClusterError
 from lora_nb.jobs import records
 from lora_nb.progress.events import JobStatus
 
-from support import wait_for
+from support import standin, wait_for
 
 pytest.importorskip("ray.job_submission", reason="ray[default] is installed by scripts/test.sh (the dev extra)")
 
@@ -96,6 +96,33 @@ def test_six_one_gpu_jobs_on_two_nodes_run_at_most_four_at_once_with_complete_lo
         assert job.log_tail(1) == ["line 199"]
         kinds = [e[2].get("status") for e in records.events(rws.store, job.id, "status")]
         assert kinds[0] == "queued" and "running" in kinds and kinds[-1] == "succeeded"
+
+
+def test_a_trainer_and_a_task_keep_their_progress_artifacts_and_outputs_through_ray(rws):
+    out = rws.root / "outputs"        # inside the workspace: the shared path every node sees
+    train = rws.jobs.submit_command(standin("--steps", "50", "--delay", "0.02", "--out", str(out)), name="standin-train")
+    import lora_nb.tasks as tasks_pkg  # a task module written on the fly (removed afterwards), as in test_lifecycle
+
+    target = os.path.join(os.path.dirname(tasks_pkg.__file__), "_selftest_ray_task.py")
+    with open(target, "w") as f:
+        f.write("from lora_nb.tasks.progress_reporter import Reporter, load_params\n"
+                "p = load_params(); r = Reporter(total=p['n'], unit='img')\n"
+                "for i in range(1, p['n'] + 1): r.progress(i)\n"
+                "r.artifact(p['workspace'] + '/x.txt', 'file')\n")
+    try:
+        task = rws.jobs.submit_task("_selftest_ray_task", {"n": 7})
+        assert task.wait(300) is JobStatus.SUCCEEDED, task.error
+    finally:
+        os.remove(target)
+    snap = task.snapshot()
+    assert snap.executor == rws.jobs.executor and snap.remote_id and snap.gpus == 0
+    assert snap.progress.step == 7 and snap.progress.rate_unit == "img/s"
+    assert task.artifacts == [{"path": str(rws.root) + "/x.txt", "kind": "file"}]
+    assert train.wait(300) is JobStatus.SUCCEEDED, train.error
+    p = train.progress
+    assert (p.step, p.total_steps) == (50, 50)
+    assert train.log_tail(1) == ["model saved."]
+    assert (out / "standin-000001.safetensors").is_file()   # written on the node straight into the workspace
 
 
 def test_stop_of_a_job_that_ignores_sigterm_leaves_no_process(rws):
