@@ -106,6 +106,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"{'command':>10}: {' '.join(d['argv'])}")
     print(f"{'created':>10}: {_fmt_time(d['created_at'])}   started: {_fmt_time(d['started_at'])}   ended: {_fmt_time(d['ended_at'])}")
     print(f"{'progress':>10}: {progress_line(snap.progress, snap.status)}")
+    if snap.executor != "local":
+        print(f"{'runs on':>10}: Ray cluster {snap.executor}, submission {snap.remote_id or '(not yet submitted)'}")
     for a in snap.artifacts:
         print(f"{'artifact':>10}: [{a.get('kind')}] {a.get('path')}")
     if d["error"]:

@@ -98,7 +98,7 @@ def test_six_one_gpu_jobs_on_two_nodes_run_at_most_four_at_once_with_complete_lo
         assert kinds[0] == "queued" and "running" in kinds and kinds[-1] == "succeeded"
 
 
-def test_a_trainer_and_a_task_keep_their_progress_artifacts_and_outputs_through_ray(rws):
+def test_a_trainer_and_a_task_keep_their_progress_artifacts_and_outputs_through_ray(rws, capsys):
     out = rws.root / "outputs"        # inside the workspace: the shared path every node sees
     train = rws.jobs.submit_command(standin("--steps", "50", "--delay", "0.02", "--out", str(out)), name="standin-train")
     import lora_nb.tasks as tasks_pkg  # a task module written on the fly (removed afterwards), as in test_lifecycle
@@ -123,6 +123,12 @@ def test_a_trainer_and_a_task_keep_their_progress_artifacts_and_outputs_through_
     assert (p.step, p.total_steps) == (50, 50)
     assert train.log_tail(1) == ["model saved."]
     assert (out / "standin-000001.safetensors").is_file()   # written on the node straight into the workspace
+    from lora_nb.cli import main
+
+    assert main(["--workspace", str(rws.root), "jobs", "show", train.id]) == 0
+    shown = capsys.readouterr().out
+    assert f"runs on: Ray cluster {rws.jobs.executor}, submission {train.snapshot().remote_id}" in shown
+    assert "status: succeeded" in shown
 
 
 def test_stop_of_a_job_that_ignores_sigterm_leaves_no_process(rws):
