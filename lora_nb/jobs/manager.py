@@ -367,7 +367,8 @@ class JobManager:
         (a job that holds none sees no GPU).
 
         Secret-looking environment values (tokens) are never stored: a job that has
-        any starts at once, taking them from this process.
+        any starts at once, taking them from this process, with its ``gpus`` free now
+        (a :class:`JobError` if they are not: it cannot wait in the queue).
         """
         from ..progress.parsers import _REGISTRY
 
@@ -418,16 +419,23 @@ class JobManager:
             raise JobError(f"The run folder of job {job_id} does not exist.", fix="Get a job id and folder from ws.jobs.reserve() first.")
         spec = JobSpec(**req.model_dump(exclude={"name", "env", "gpus"}), id=job_id, workspace=str(self.home.root),
                        name=req.name or Path(req.argv[0]).name, env=public_env, secret_env_keys=sorted(secret_env),
-                       gpus=0 if secret_env else req.gpus,
+                       gpus=req.gpus,
                        # a job with secrets runs here: they would be stored with a Ray Job's runtime env
                        executor="local" if secret_env else executor)
         spec.write(run_dir)
         now = time.time()
-        with self.home.store.transaction() as c:
-            records.insert(c, spec, JobStatus.STARTING if secret_env else JobStatus.QUEUED, run_dir, now)
-            records.add_event(c, job_id, "status", {"status": "queued"}, now)
-            if secret_env:  # claimed by us right away: no other process may start it without the secrets
-                records.update(c, job_id, claimed_at=now)
+        try:
+            with self.home.store.transaction() as c:
+                # a job with secrets is claimed by us right away, with the GPUs free now: no other process may
+                # start it without the secrets, so it cannot wait in the queue
+                taken = scheduler.take_free_now(c, self.home, spec.gpus) if secret_env and spec.gpus else ([], [])
+                records.insert(c, spec, JobStatus.STARTING if secret_env else JobStatus.QUEUED, run_dir, now)
+                records.add_event(c, job_id, "status", {"status": "queued"}, now)
+                if secret_env:
+                    records.update(c, job_id, claimed_at=now, slots=taken[0], devices=taken[1])
+        except JobError:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         if secret_env:
             scheduler.start_supervisor(self.home, job_id, secret_env)
         scheduler.kick(self.home)

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..progress.events import JobStatus
 from . import records, slots
@@ -43,9 +43,7 @@ def claim(ws: "JobsHome") -> list[str]:
     most = slots.distinct_count(pool)
     now = time.time()
     with ws.store.transaction() as c:
-        held: set[int] = set()
-        for (taken,) in c.execute("SELECT slots FROM jobs WHERE gpus>0 AND status IN (?, ?)", records.ACTIVE).fetchall():
-            held.update(json.loads(taken or "[]"))
+        held = held_slots(c)
         claimed: dict[str, list[int]] = {}
         waiting = False
         for job_id, gpus, executor in c.execute("SELECT id, gpus, executor FROM jobs WHERE status=? ORDER BY seq",
@@ -71,6 +69,29 @@ def claim(ws: "JobsHome") -> list[str]:
             records.update(c, job_id, status=JobStatus.STARTING, claimed_at=now, slots=got, devices=[pool[i] for i in got])
             records.add_event(c, job_id, "status", {"status": "starting", **({"devices": [pool[i] for i in got]} if got else {})}, now)
     return list(claimed)
+
+
+def held_slots(c: Any) -> set[int]:
+    """The slots that starting and running jobs hold (read inside the caller's transaction)."""
+    held: set[int] = set()
+    for (taken,) in c.execute("SELECT slots FROM jobs WHERE gpus>0 AND status IN (?, ?)", records.ACTIVE).fetchall():
+        held.update(json.loads(taken or "[]"))
+    return held
+
+
+def take_free_now(c: Any, ws: "JobsHome", gpus: int) -> tuple[list[int], list[int]]:
+    """For a job that must start at once (its secrets are never stored, so it cannot wait in the queue):
+    ``gpus`` free slots now and their devices, inside the caller's transaction, or a :class:`JobError`."""
+    from ..errors import JobError
+
+    pool = slots.slot_devices(ws.settings)
+    got = slots.pick_free(pool, held_slots(c), gpus)
+    if got is None:
+        raise JobError(f"A job with a secret in its environment must start at once, but the {gpus} GPU{'s' * (gpus != 1)} it asks "
+                       f"for {'are' if gpus != 1 else 'is'} not free now (its secrets are never stored, so it cannot wait in the queue).",
+                       fix="Submit it when the running jobs end, pass gpus=0 if it needs no GPU, or let the program read "
+                           "the token itself (e.g. `huggingface-cli login`) and submit it without the secret.")
+    return got, [pool[i] for i in got]
 
 
 def start_supervisor(ws: "JobsHome", job_id: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen | None:

@@ -164,6 +164,25 @@ def test_a_job_without_gpus_starts_at_once_and_sees_no_gpu(ws, tmp_path):
     busy.stop(grace=2)
 
 
+def test_a_job_with_a_secret_holds_the_gpus_free_now_or_is_refused(ws, tmp_path):
+    """A job whose env holds a token starts at once (the token is never stored, so it cannot queue): it gets
+    the GPUs it asks for pinned like any job, and is refused with the reason when they are busy."""
+    ws.jobs.set_gpu_slots([0, 1])
+    token = {"HF_TOKEN": "hf_abcdefghijklmnopqrstuvwx"}
+    first = probe(ws, tmp_path / "first.json", seconds=3, env=token)
+    second = probe(ws, tmp_path / "second.json", seconds=3, env=token)
+    wait_for(lambda: first.status is JobStatus.RUNNING and second.status is JobStatus.RUNNING, what="both running")
+    assert sorted(first.snapshot().devices + second.snapshot().devices) == [0, 1]
+    with pytest.raises(JobError, match="the 1 GPU it asks for is not free now") as e:
+        probe(ws, tmp_path / "third.json", env=token)
+    assert "gpus=0" in e.value.fix and len(ws.jobs.list()) == 2
+    assert sorted(p.name for p in ws.runs_dir.iterdir()) == sorted([first.id, second.id])   # nothing half-written
+    for job in (first, second):
+        assert job.wait(60) is JobStatus.SUCCEEDED, job.error
+    got = _runs([tmp_path / "first.json", tmp_path / "second.json"])
+    assert sorted(r["cvd"] for r in got) == ["0", "1"] and [first.snapshot().devices, second.snapshot().devices] == [[int(r["cvd"])] for r in got]
+
+
 def test_more_gpus_than_devices_is_refused_at_submit_and_fails_if_slots_shrink(ws, tmp_path):
     with pytest.raises(JobError, match="needs 2 GPUs but this workspace's slots are on 1 device") as e:
         probe(ws, tmp_path / "x.json", gpus=2)
