@@ -8,6 +8,7 @@ that HTTP status. Tests point ``LORA_NB_VAST_URL`` at ``url`` and read ``request
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -84,3 +85,18 @@ class FakeVastAPI:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+KEY = "vast-test-key-0123456789abcdef"
+
+
+@contextlib.contextmanager
+def vast_container(monkeypatch, key: str = KEY):
+    """The fake API, with this process's environment as on a Vast container (children inherit it): instance 4242,
+    ``key`` as the container's API key, ``LORA_NB_VAST_URL`` pointing here."""
+    with FakeVastAPI(key=key) as api:
+        monkeypatch.setenv("LORA_NB_VAST_URL", api.url)
+        monkeypatch.setenv("CONTAINER_ID", "4242")
+        monkeypatch.setenv("CONTAINER_API_KEY", key)
+        monkeypatch.delenv("VAST_API_KEY", raising=False)
+        yield api

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -66,3 +67,11 @@ def wait_port(proc, port: int, log: Path, timeout: float = 180) -> None:
             time.sleep(0.5)
     proc.kill()
     pytest.fail(f"the server on port {port} did not answer: {Path(log).read_text()[-2000:]}")
+
+
+def build_lora_wheel(out: Path) -> Path:
+    """Build lora-nb's own wheel (no dependencies, no build isolation: offline) into ``out``; return its path."""
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-3000:]
+    return next(Path(out).glob("lora_nb-*.whl"))

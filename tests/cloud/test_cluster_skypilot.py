@@ -18,17 +18,16 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
 
-from support import free_port, wait_for
+from support import build_lora_wheel, free_port, wait_for
 
 from lora_nb.cloud.ray_idle import wait_idle
-from lora_nb.cloud.skypilot import REMOTE_PROVISION, ClusterOptions, call_driver, run_script, setup_script, task_config
+from lora_nb.cloud.skypilot import REMOTE_PROVISION, ClusterOptions, call_driver, run_script, task_config
 from lora_nb.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,11 +164,7 @@ def test_cli_errors_are_one_line(tmp_path):
 # -- the node commands, executed here ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lora_wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
-                           capture_output=True, text=True, timeout=600)
-    assert build.returncode == 0, build.stderr[-3000:]
-    return next(out.glob("lora_nb-*.whl"))
+    return build_lora_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def test_the_node_setup_installs_lora_nb_non_interactively_and_again(tmp_path, lora_wheel):

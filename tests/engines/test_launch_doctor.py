@@ -9,17 +9,9 @@ import io
 
 import pytest
 
-from lora_nb.config import TrainingConfig
 from lora_nb.config.model import Subset
 from lora_nb.errors import ConfigError, DatasetBlocked
-
-
-def cfg_for(model_file, **kw):
-    base = dict(dataset="alice", pretrained_model_name_or_path=str(model_file), resolution="64", min_bucket_reso=64,
-                max_bucket_reso=128, train_batch_size=1, max_train_epochs=1, output_name="demo", mixed_precision="no",
-                optimizer_type="AdamW", trigger_words=["alice"])
-    base.update(kw)
-    return TrainingConfig(**base)
+from test_launch import cfg_for  # the stand-in launch tests' config
 
 
 def _truncated_jpeg() -> bytes:

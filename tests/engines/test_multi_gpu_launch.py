@@ -20,11 +20,11 @@ import sys
 
 import pytest
 
-from lora_nb.config import TrainingConfig
 from lora_nb.engines import get_engine
 from lora_nb.engines.kohya import KohyaEngine
 from lora_nb.errors import EngineError
 from support import wait_for
+from test_launch import cfg_for  # the stand-in launch tests' config
 
 RECORDER = """
 import json, os, sys
@@ -32,14 +32,6 @@ with open(os.environ["LNB_LAUNCH_RECORD"], "a") as f:
     f.write(json.dumps({"argv": sys.argv[1:], "cvd": os.environ.get("CUDA_VISIBLE_DEVICES"),
                         "order": os.environ.get("CUDA_DEVICE_ORDER")}) + "\\n")
 """
-
-
-def cfg_for(model_file, **kw):
-    base = dict(dataset="alice", pretrained_model_name_or_path=str(model_file), resolution="64", min_bucket_reso=64,
-                max_bucket_reso=128, train_batch_size=1, max_train_epochs=2, output_name="multi", mixed_precision="no",
-                optimizer_type="AdamW", trigger_words=["alice"])
-    base.update(kw)
-    return TrainingConfig(**base)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_vast_api import FakeVastAPI
+from fake_vast_api import KEY, vast_container
 from support import STANDIN, free_port, wait_for
 
 from lora_nb.cloud.cost import queue_cost
@@ -19,17 +19,10 @@ from lora_nb.cloud.vast import VastAPI, VastError, api_key, instance_id
 from lora_nb.jobs import autostop
 from lora_nb.jobs.cost import cost_report
 
-KEY = "vast-test-key-0123456789abcdef"
-
-
 @pytest.fixture
 def vast(monkeypatch):
     """The fake API, and this process's environment as on a Vast container (children inherit it)."""
-    with FakeVastAPI(key=KEY) as api:
-        monkeypatch.setenv("LORA_NB_VAST_URL", api.url)
-        monkeypatch.setenv("CONTAINER_ID", "4242")
-        monkeypatch.setenv("CONTAINER_API_KEY", KEY)
-        monkeypatch.delenv("VAST_API_KEY", raising=False)
+    with vast_container(monkeypatch) as api:
         yield api
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from support import build_lora_wheel
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "vast-provision.sh"
 
@@ -39,9 +41,7 @@ def make_wheel(folder: Path, name: str, version: str, requires: list[str] = ()) 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheels")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
-                           capture_output=True, text=True, timeout=600)
-    assert build.returncode == 0, build.stderr[-3000:]
+    build_lora_wheel(out)
     make_wheel(out, "torch", "2.5.1")
     make_wheel(out, "greedy", "1.0", ["torch==9.9"])
     make_wheel(out, "torch", "9.9")

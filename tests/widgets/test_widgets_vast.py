@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fake_vast_api import FakeVastAPI
+from fake_vast_api import vast_container
 
 from lora_nb.jobs import autostop
 from lora_nb.widgets import SystemHeader
@@ -16,10 +16,7 @@ KEY = "vast-widget-key-0123456789abcdef"
 
 @pytest.fixture
 def vast(monkeypatch):
-    with FakeVastAPI(key=KEY) as api:
-        monkeypatch.setenv("LORA_NB_VAST_URL", api.url)
-        monkeypatch.setenv("CONTAINER_ID", "4242")
-        monkeypatch.setenv("CONTAINER_API_KEY", KEY)
+    with vast_container(monkeypatch, KEY) as api:
         yield api
 
 
