@@ -35,7 +35,9 @@ fi
 echo "test.sh: SkyPilot venv (log: test-artifacts/skypilot-venv.log)"
 # sky.launch(dryrun=True) checks for rsync (it syncs files to the nodes) before it plans anything
 if ! command -v rsync >/dev/null && [ "$(id -u)" = 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null 2>&1 || echo "test.sh: could not install rsync; lora-nb cluster --dryrun tests fail"
+  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null 2>&1 \
+    || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null 2>&1)) \
+    || echo "test.sh: could not install rsync; lora-nb cluster --dryrun tests fail"
 fi
 if sky_py="$(bash scripts/skypilot-venv.sh 2> test-artifacts/skypilot-venv.log)"; then
   export LORA_NB_SKYPILOT_PYTHON="$sky_py"
