@@ -164,6 +164,14 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_request(args: argparse.Namespace) -> int:
+    """``jobs save-now`` / ``jobs sample-now``: the running trainer saves or samples after its current step."""
+    job = _ws(args).jobs.get(args.id)
+    (job.request_save if args.action == "save" else job.request_sample)()
+    print(f"{job.id}: asked to {'save a checkpoint' if args.action == 'save' else 'make samples'} after its current step")
+    return 0
+
+
 def cmd_slots(args: argparse.Namespace) -> int:
     ws = _ws(args)
     if args.set is not None:
@@ -245,6 +253,12 @@ def register(sub: Any) -> None:
     q.add_argument("--grace", type=float, default=10.0)
     q.add_argument("--no-wait", action="store_true")
     q.set_defaults(func=cmd_stop)
+
+    for action, what in (("save", "save a checkpoint"), ("sample", "make its sample images")):
+        q = jsub.add_parser(f"{action}-now", help=f"ask a running training job to {what} after its current step "
+                                                  "(ai-toolkit runs; sd-scripts cannot, and says why)")
+        q.add_argument("id")
+        q.set_defaults(func=cmd_request, action=action)
 
     q = jsub.add_parser("submit", help="run any command as a job: lora-nb jobs submit -- CMD ARGS...")
     q.add_argument("--name")

@@ -8,6 +8,8 @@ The REAL ai-toolkit reading the same flags: tests/engines/test_engines_real_aito
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,12 @@ def test_save_now_and_sample_now_on_a_running_aitoolkit_job(ws, dataset, standin
     wait_for(lambda: any(a["kind"] == "sample" for a in job.artifacts), timeout=30)
     log = "\n".join(job.log_tail(400))
     assert f"Saving at step {step}" in log and "Sampling at step" in log
+    samples = lambda: [a for a in job.artifacts if a["kind"] == "sample"]   # noqa: E731
+    before = len(samples())
+    cli = subprocess.run([sys.executable, "-m", "lora_nb.cli", "jobs", "sample-now", job.id, "-w", str(ws.root)],
+                         capture_output=True, text=True, timeout=60)   # the same request from the command line
+    assert cli.returncode == 0 and "asked to make samples" in cli.stdout, cli.stderr
+    wait_for(lambda: len(samples()) > before, timeout=30, what="samples made on the CLI's request")
     job.stop()
     assert job.wait(30) is JobStatus.STOPPED
     assert job.control_reasons()["save"] == "The job is stopped, not running."
@@ -116,5 +124,8 @@ def test_kohya_job_refuses_with_the_reason(ws, dataset, model_file, standin_kohy
             job.request_save()
         with pytest.raises(JobError, match="sd-scripts cannot"):
             job.request_sample()
+        cli = subprocess.run([sys.executable, "-m", "lora_nb.cli", "-w", str(ws.root), "jobs", "save-now", job.id],
+                             capture_output=True, text=True, timeout=60)
+        assert cli.returncode == 1 and "sd-scripts cannot save or sample on request" in cli.stderr and "Traceback" not in cli.stderr
     finally:
         job.stop()
