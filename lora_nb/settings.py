@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "stop_grace_seconds": 10.0,
     "executor": "local",            # where jobs run: 'local' or a Ray dashboard address (lora_nb.jobs.ray_executor)
     "ray_unreachable_seconds": 30.0,  # a Ray job whose cluster stays unreachable this long is failed
+    "ray_files": "shared",          # Ray jobs' files: 'shared' (every node sees the workspace) or 'ship' (lora_nb.jobs.ray_ship)
+    "ray_node_root": "/tmp/lora-nb-node",  # where shipped jobs lay out their files on a node (one folder per job)
+    "ray_client_address": None,     # Ray Client of the cluster, to fetch shipped outputs; None: ray://<head>:10001
     "autostop_when_drained": False,  # stop this Vast.ai instance when the queue drains (lora_nb.jobs.autostop)
     "autostop_grace_seconds": 600.0,  # ... after this long with nothing queued or running
     "vast_instance_id": None,       # the Vast.ai instance to price and stop where CONTAINER_ID is not set

@@ -72,10 +72,12 @@ class LocalRayCluster:
         raise AssertionError("unreachable")
 
     def _start(self) -> "LocalRayCluster":
+        self.client_port = free_port()      # Ray Client (ray://): shipped jobs' outputs come back through it
+        self.client_address = f"ray://127.0.0.1:{self.client_port}"
         try:
             self._ray("start", "--head", "--port", str(self.gcs_port), "--dashboard-port", str(self.dashboard_port),
                       "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--temp-dir", self.temp,
-                      "--ray-client-server-port", str(free_port()), *self._node_args())
+                      "--ray-client-server-port", str(self.client_port), *self._node_args())
             for _ in range(self.workers):
                 args = self._node_args()
                 self.worker_node_ports.append(int(args[args.index("--node-manager-port") + 1]))

@@ -192,17 +192,22 @@ def cmd_slots(args: argparse.Namespace) -> int:
 
 def cmd_executor(args: argparse.Namespace) -> int:
     ws = _ws(args)
+    files = "ship" if args.ship_files else "shared" if args.shared_files else None
     if args.set is not None:
-        ws.jobs.set_executor(args.set)
+        ws.jobs.set_executor(args.set, files=files)
     elif args.local:
-        ws.jobs.set_executor("local")
+        ws.jobs.set_executor("local", files=files)
+    elif files is not None:
+        ws.jobs.set_executor(ws.jobs.executor, files=files)
     executor = ws.jobs.executor
     if args.json:
-        print(json.dumps({"executor": executor}))
+        print(json.dumps({"executor": executor, "files": ws.jobs.ray_files}))
     elif executor == "local":
         print("local: jobs run on this machine")
     else:
-        print(f"ray: jobs run as Ray Jobs on the cluster at {executor}")
+        how = ("inputs shipped in the Ray Job's working_dir, outputs fetched back (sha256 checked)"
+               if ws.jobs.ray_files == "ship" else "every node sees the workspace at the same paths")
+        print(f"ray: jobs run as Ray Jobs on the cluster at {executor}; files: {ws.jobs.ray_files} ({how})")
     return 0
 
 
@@ -289,6 +294,10 @@ def register(sub: Any) -> None:
     g = q.add_mutually_exclusive_group()
     g.add_argument("--set", metavar="ADDRESS", help="a Ray head: ray://HOST (dashboard port 8265) or http://HOST:DASHBOARD_PORT")
     g.add_argument("--local", action="store_true", help="run jobs on this machine")
+    f = q.add_mutually_exclusive_group()
+    f.add_argument("--ship-files", action="store_true",
+                   help="nodes do not see the workspace: ship each job's run folder and datasets, fetch its outputs back")
+    f.add_argument("--shared-files", action="store_true", help="every node sees the workspace at the same paths (the default)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_executor)
 

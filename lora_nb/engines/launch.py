@@ -182,7 +182,10 @@ def submit_training(ws: "TrainingHome", cfg: "TrainingConfig") -> "JobHandle":
         meta = {"engine": cfg.engine, "model_family": cfg.model_family, "resolution": cfg.resolution,
                 "train_batch_size": cfg.train_batch_size, "dataset": cfg.dataset if isinstance(cfg.dataset, str) else "subsets",
                 "output_name": cfg.output_name, "expected_steps": est.total_steps, "engine_commit": status.version,
-                "files": {k: str(v) for k, v in plan.files.items()}, "controls": plan.controls}
+                "files": {k: str(v) for k, v in plan.files.items()}, "controls": plan.controls,
+                # the folders a Ray job in 'ship' mode takes to its node (lora_nb.jobs.ray_ship)
+                "inputs": [str(ws.datasets.get(n).path) for n in ([cfg.dataset] if isinstance(cfg.dataset, str)
+                                                                 else sorted({s.dataset for s in cfg.dataset}))]}
         return ws.jobs.submit_command(plan.argv, name=cfg.output_name, cwd=plan.cwd, env=plan.env, parser=plan.parser,
                                       parser_options=plan.parser_options, kind="training", meta=meta, job_id=job_id,
                                       gpus=cfg.num_processes)

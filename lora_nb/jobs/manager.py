@@ -319,17 +319,26 @@ class JobManager:
         """
         return str(self.home.settings.get("executor") or "local")
 
-    def set_executor(self, address: str | None) -> str:
+    def set_executor(self, address: str | None, files: str | None = None) -> str:
         """Run new jobs on a Ray cluster (``'ray://HOST'``, ``'http://HOST:8265'``) or here (``'local'``/None).
 
         The cluster must answer now (ClusterError otherwise, nothing changed). Jobs already submitted
         keep the executor they were submitted with. Returns the normalised executor.
 
-        >>> ws.jobs.set_executor("ray://10.0.0.5")     # doctest: +SKIP
+        ``files``: how Ray jobs get their files: ``'shared'`` (every node sees the workspace at the
+        same paths; the default) or ``'ship'`` (inputs go in the Ray Job's working_dir, outputs come
+        back checked by sha256; see :mod:`lora_nb.jobs.ray_ship`). None keeps the current setting.
+
+        >>> ws.jobs.set_executor("ray://10.0.0.5", files="ship")     # doctest: +SKIP
         'http://10.0.0.5:8265'
         """
+        from ..errors import ConfigError
         from .ray_executor import check_reachable, is_remote, normalize_executor
+        from .ray_ship import SHARED, SHIP
 
+        if files is not None and files not in (SHARED, SHIP):
+            raise ConfigError(f"files must be '{SHARED}' or '{SHIP}', not {files!r}.",
+                              fix="Use 'shared' where every node sees the workspace, 'ship' where none does.")
         executor = normalize_executor(address)
         if is_remote(executor):
             import importlib.util
@@ -341,7 +350,14 @@ class JobManager:
                                    fix="pip install 'lora-nb[ray]' (or 'ray[default]'), then set the executor again.")
             check_reachable(executor)
         self.home.settings.set("executor", executor)
+        if files is not None:
+            self.home.settings.set("ray_files", files)
         return executor
+
+    @property
+    def ray_files(self) -> str:
+        """How new Ray jobs get their files: ``'shared'`` or ``'ship'`` (see :meth:`set_executor`)."""
+        return str(self.home.settings.get("ray_files") or "shared")
 
     # -- submitting ----------------------------------------------------------
     def reserve(self, name: str | None = None, kind: str = "command") -> tuple[str, Path]:
@@ -384,6 +400,10 @@ class JobManager:
                 from .ray_executor import check_reachable
 
                 check_reachable(executor)   # a dead cluster is an error now, not a job that never starts
+                if self.ray_files == "ship":   # inputs over Ray's working_dir limit: refused now, nothing submitted
+                    from .ray_ship import check_inputs, input_paths
+
+                    check_inputs(input_paths(run_dir or self.home.runs_dir / "(not reserved)", meta or {}))
             elif gpus > have:
                 raise JobError(f"The job needs {gpus} GPUs but this workspace's slots are on {have} device{'s' * (have != 1)}.",
                                fix="Ask for fewer GPUs (num_processes), or list more devices with ws.jobs.set_gpu_slots([...]).")
@@ -421,7 +441,8 @@ class JobManager:
                        name=req.name or Path(req.argv[0]).name, env=public_env, secret_env_keys=sorted(secret_env),
                        gpus=req.gpus,
                        # a job with secrets runs here: they would be stored with a Ray Job's runtime env
-                       executor="local" if secret_env else executor)
+                       executor="local" if secret_env else executor,
+                       ray_files="shared" if secret_env or executor == "local" else self.ray_files)
         spec.write(run_dir)
         now = time.time()
         try:

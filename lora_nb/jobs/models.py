@@ -59,6 +59,7 @@ class JobSpec(SubmitRequest):
     name: str
     secret_env_keys: list[str] = Field(default_factory=list)
     executor: str = "local"   # where it runs: 'local' or a Ray dashboard address (lora_nb.jobs.ray_executor)
+    ray_files: str = "shared"  # a Ray job's files: on a path every node sees, or shipped (lora_nb.jobs.ray_ship)
 
     def row(self) -> dict[str, Any]:
         """The columns of the job's row that come from the spec (JSON fields encoded)."""

@@ -18,9 +18,12 @@ address it does not start the command itself but (:class:`RayRun`):
   Ray's message when the node died), and fails the job with that reason when the cluster stops
   answering for ``ray_unreachable_seconds`` (30 s by default): no job is left "running" forever.
 
-Files: nodes see the same paths as this machine (the workspace on a shared file system; every node
-of a one-host cluster trivially). The command runs in the job's own folder and writes its outputs
-straight into ``runs/<id>/``; nothing is copied. See docs/scale.md.
+Files (the job's ``ray_files``, from the workspace's setting at submit): ``shared``, the default,
+where nodes see the same paths as this machine (the workspace on a shared file system; every node
+of a one-host cluster trivially): the command runs in the job's own folder and writes its outputs
+straight into ``runs/<id>/``; nothing is copied. ``ship``, where they do not: the run folder and the
+job's inputs go to the node in the Ray Job's ``working_dir`` and the outputs come back checked by
+sha256 (:mod:`lora_nb.jobs.ray_ship`). See docs/scale.md.
 
 Ray is imported only inside the functions that need it, so ``import lora_nb`` stays fast.
 
@@ -39,6 +42,8 @@ import json
 import os
 import queue
 import shlex
+import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -48,6 +53,7 @@ from urllib.parse import urlsplit
 from ..errors import ClusterError, ConfigError
 from ..progress.events import JobStatus
 from . import records
+from .ray_ship import to_local
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models import JobSnapshot, JobSpec
@@ -238,10 +244,12 @@ class RemoteState:
         self.consumed = int(data.get("consumed") or 0)      # characters of the Ray log handled
         self.log_bytes = int(data.get("log_bytes") or 0)    # bytes of runs/<id>/log written from them
         self.preamble_done = bool(data.get("preamble_done"))
+        self.node_id: str | None = data.get("node_id")       # the node the command ran on (Ray's driver node)
 
     def save(self) -> None:
         data = {"submission_id": self.submission_id, "address": self.address, "submitted": self.submitted,
-                "consumed": self.consumed, "log_bytes": self.log_bytes, "preamble_done": self.preamble_done}
+                "consumed": self.consumed, "log_bytes": self.log_bytes, "preamble_done": self.preamble_done,
+                "node_id": self.node_id}
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, self.path)
@@ -260,6 +268,11 @@ class RayRun:
         self.unreachable_after = float(sup.ws.settings.get("ray_unreachable_seconds") or 30.0)
         self.pending_text = ""      # Ray's preamble, held until the command's first line shows
         self.log: Any = None
+        self.plan: dict[str, Any] | None = None    # a shipped job's path map (ray_ship), from runs/<id>/ship.json
+        try:
+            self.plan = json.loads((sup.run_dir / "ship.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
 
     # -- Ray calls ---------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -291,11 +304,47 @@ class RayRun:
                                   "metadata": {"lora_nb_job": spec.id, "name": spec.name[:200], "kind": spec.kind}}
         if spec.gpus:
             kwargs["entrypoint_num_gpus"] = spec.gpus
+        staging = None
+        if spec.ray_files == "ship":
+            staging = self._stage(env)
+            kwargs["entrypoint"] = f"exec {shlex.quote(sys.executable)} -m lora_nb.jobs.ray_node plan.json"
+            kwargs["runtime_env"]["working_dir"] = str(staging)
         try:
             self._call("submit", lambda c: c.submit_job(**kwargs), timeout=SUBMIT_TIMEOUT)
         except RuntimeError as e:
             if "already exists" not in str(e):   # a submission of ours that raced a crash: attach to it
                 raise
+        finally:
+            if staging is not None:    # Ray has uploaded it (or refused it)
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _stage(self, env: dict[str, str]) -> Path:
+        """The staging folder of a shipped job; its plan saved as ``runs/<id>/ship.json``. ValueError if refused."""
+        from .ray_ship import stage
+
+        spec, ws = self.sup.spec, self.sup.ws
+        job_root = str(ws.settings.get("ray_node_root") or "/tmp/lora-nb-node").rstrip("/") + "/" + self.sid
+        try:
+            staging, plan = stage(self.sup.run_dir, spec.meta, spec.argv, spec.cwd or str(self.sup.run_dir),
+                                  sorted(env), job_root)
+        except ClusterError as e:
+            raise ValueError(str(e)) from None
+        host = urlsplit(self.address).hostname or "127.0.0.1"
+        plan["client"] = str(ws.settings.get("ray_client_address") or f"ray://{host}:{RAY_CLIENT_PORT}")
+        tmp = self.sup.run_dir / "ship.json.tmp"
+        tmp.write_text(json.dumps(plan), encoding="utf-8")
+        os.replace(tmp, self.sup.run_dir / "ship.json")
+        self.plan = plan
+        return staging
+
+    def _fetch(self) -> str | None:
+        """A shipped job has ended: bring its outputs home (ray_ship.fetch_outputs); the failure reason or None."""
+        from .ray_ship import fetch_outputs
+
+        if self.plan is None or not self.state.node_id:
+            return None
+        _files, why = fetch_outputs(self.plan["client"], self.state.node_id, self.plan, self.sup.run_dir)
+        return why
 
     # -- the log -------------------------------------------------------------------------------
     def _open_log(self) -> None:
@@ -329,6 +378,8 @@ class RayRun:
         self.state.consumed += len(text)
         self.state.log_bytes += len(data)
         for line, redraw in splitter.feed(data):
+            if self.plan is not None:    # a shipped job names node paths: the local ones for parsers and artifacts
+                line = to_local(line, self.plan)
             self.sup._handle_line(feeder, line, redraw)
 
     def _save(self) -> None:
@@ -355,8 +406,12 @@ class RayRun:
             if exit_code is _NOT_STARTED:
                 return sup._finish(None, parser=None, launch_error=None)
             for line, redraw in splitter.flush():
-                sup._handle_line(feeder, line, redraw)
+                sup._handle_line(feeder, to_local(line, self.plan) if self.plan else line, redraw)
             sup._handle_events(feeder.tick())
+            if sup.spec.ray_files == "ship":
+                why = self._fetch()
+                if why and error is None and exit_code == 0:
+                    error = why[0].upper() + why[1:] + "."
         finally:
             self._save()
             self.log.close()
@@ -382,7 +437,7 @@ class RayRun:
                     if self._info() is None:
                         try:
                             self._submit()
-                        except RuntimeError as e:    # Ray refused it (a bad runtime env, ...): final
+                        except (RuntimeError, ValueError) as e:    # Ray refused it (a bad runtime env, ...): final
                             return None, f"Ray refused the job: {_short(e)}"
                     self.state.submitted = True
                     self._save()
@@ -406,6 +461,8 @@ class RayRun:
                 tail = self._drain(tail, feeder, splitter, 1.0)
                 continue
             status = str(getattr(info.status, "value", info.status))
+            if info.driver_node_id and info.driver_node_id != self.state.node_id:
+                self.state.node_id = info.driver_node_id
             if status == "PENDING" and not announced_wait:
                 announced_wait = True
                 gpus = sup.spec.gpus

@@ -63,6 +63,7 @@ def test_full_run_on_the_standin(ws, dataset, model_file, standin_kohya, monkeyp
     assert (p.step, p.total_steps, p.epoch, p.total_epochs) == (40, 40, 2, 2)
     assert p.loss == pytest.approx(1.07)
     assert job.meta["expected_steps"] == 40  # our calculator agreed with the engine
+    assert job.meta["inputs"] == [str(dataset.path)]   # what a Ray job in 'ship' mode takes to its node (ray_ship)
     arts = {(a["kind"], a["path"]) for a in job.artifacts}
     assert ("lora", str(run / "output" / "demo.safetensors")) in arts
     assert ("checkpoint", str(run / "output" / "demo-000001.safetensors")) in arts

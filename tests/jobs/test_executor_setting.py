@@ -119,9 +119,19 @@ def test_cli_shows_and_changes_the_executor(ws, fake_dashboard, capsys):
     assert main(["--workspace", root, "jobs", "executor"]) == 0
     assert capsys.readouterr().out.strip() == "local: jobs run on this machine"
     assert main(["--workspace", root, "jobs", "executor", "--set", fake_dashboard]) == 0
-    assert capsys.readouterr().out.strip() == f"ray: jobs run as Ray Jobs on the cluster at {fake_dashboard}"
+    assert capsys.readouterr().out.strip() == (f"ray: jobs run as Ray Jobs on the cluster at {fake_dashboard}; "
+                                               "files: shared (every node sees the workspace at the same paths)")
     assert main(["--workspace", root, "jobs", "executor", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"executor": fake_dashboard}
+    assert json.loads(capsys.readouterr().out) == {"executor": fake_dashboard, "files": "shared"}
+    # nodes without the workspace: files shipped with each job (lora_nb.jobs.ray_ship), and back to shared
+    assert main(["--workspace", root, "jobs", "executor", "--set", fake_dashboard, "--ship-files"]) == 0
+    assert "files: ship (inputs shipped in the Ray Job's working_dir" in capsys.readouterr().out
+    assert ws.jobs.ray_files == "ship"
+    assert main(["--workspace", root, "jobs", "executor", "--shared-files", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"executor": fake_dashboard, "files": "shared"}
+    with pytest.raises(ConfigError, match="files must be 'shared' or 'ship'"):
+        ws.jobs.set_executor(fake_dashboard, files="copy")
+    assert ws.jobs.ray_files == "shared"
     dead = f"http://127.0.0.1:{free_port()}"
     assert main(["--workspace", root, "jobs", "executor", "--set", dead]) == 1
     err = capsys.readouterr().err
