@@ -68,7 +68,8 @@ def test_stop_ends_the_job_with_whole_captions_and_undo_is_offered(ws, florence,
     p.batch.value = 1
     p.start_button.click()
     wait_for(lambda: (p.job.progress.step or 0) >= 2, timeout=180)
-    assert "ETA" in p.line.label.value or p.job.status.is_final
+    # the line is redrawn at a bounded rate from its own thread: it catches up with the job shortly after
+    wait_for(lambda: "ETA" in p.line.label.value or p.job.status.is_final, timeout=30, what="the job line shows the ETA")
     p.stop_button.click()
     _wait_final(p, p.job)
     assert p.job.status is JobStatus.STOPPED
