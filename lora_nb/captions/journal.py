@@ -6,7 +6,8 @@ Each step is a folder ``<dataset>/.lora-nb/undo/<time in ns>/``:
 - ``files.bin``: which captions, as four marshalled lists: relative paths, offsets and
   lengths in ``before.bin`` (-1: the operation creates the caption), CRC-32 of the new bytes;
 - ``record.json``: ``{"op", "time", "mode", "count"}``;
-- ``lock``: present while the operation writes, held (``flock``) by the writing process.
+- ``lock``: present while the operation writes, held (``flock``) by the writing process
+  (created locked under a private name, then renamed, so nobody sees it unheld).
 
 A step is prepared in a hidden folder (``before.bin`` and the record flushed to disk),
 locked, then renamed into place; only then are captions rewritten (in place, see
@@ -34,6 +35,7 @@ import json
 import marshal
 import os
 import shutil
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -54,28 +56,61 @@ _DAMAGED = (OSError, ValueError, KeyError, EOFError, TypeError)
 
 
 def _lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    """Create ``path`` already locked: the file is made and locked under a private name, then renamed,
+    so a recoverer never finds it unlocked (and takes a live writer's step for a dead one's)."""
+    private = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
+    fd = os.open(private, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(private, path)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
-def _orphaned(lock: Path) -> bool:
-    """True when the lock file exists and no live process holds it."""
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:        # unknown: treat as alive, leave the folder
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _claim_orphan(lock: Path) -> int | None:
+    """Lock ``lock`` when it belongs to a step whose writer died; returns the held descriptor, else None.
+
+    A live writer holds the lock until it has unlinked the file (:meth:`Step.commit`), so a lock
+    taken here is only an orphan's when the path still names the very file that was locked: a
+    writer that committed between our ``open`` and our ``flock`` leaves us holding a removed file.
+    """
     try:
         fd = os.open(lock, os.O_RDWR)
     except OSError:
-        return False
+        return None
     try:
         if fcntl is None:  # pragma: no cover
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        return True
-    finally:
+            raise OSError("no flock here")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.stat(lock).st_ino != os.fstat(fd).st_ino:
+            raise OSError("the lock was replaced")
+    except OSError:
         os.close(fd)
+        return None
+    return fd
+
+
+def _prep_pid(name: str) -> int:
+    """The writer's pid from a ``.prep-<time>-<pid>`` folder name (-1 when unreadable)."""
+    try:
+        return int(name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
 
 
 def _load(step: Path) -> tuple[dict, bytes]:
@@ -247,24 +282,33 @@ class UndoLog:
         for e in entries:
             step = Path(e.path)
             lock = step / "lock"
-            if not _orphaned(lock):
-                continue
-            if e.name.startswith(_PREP):   # died before touching any caption
-                shutil.rmtree(step, ignore_errors=True)
+            fd = _claim_orphan(lock)
+            if fd is None:      # no lock (a finished step, or one being prepared), or a live writer holds it
+                if e.name.startswith(_PREP) and not lock.exists() and not _pid_alive(_prep_pid(e.name)):
+                    shutil.rmtree(step, ignore_errors=True)     # its writer died before locking it
                 continue
             try:
-                record, blob = _load(step)
-            except _DAMAGED:
-                shutil.rmtree(step, ignore_errors=True)
-                continue
-            if record.get("mode") == "keep":
-                os.unlink(lock)
-                out.append(f"kept {record.get('op')}")
-            else:
-                self._restore(record, blob, rollback=True)
-                shutil.rmtree(step, ignore_errors=True)
-                out.append(f"rolled back {record.get('op')}")
+                out.extend(self._finish_orphan(step, lock, e.name.startswith(_PREP)))
+            finally:
+                os.close(fd)
         return out
+
+    def _finish_orphan(self, step: Path, lock: Path, prepared_only: bool) -> list[str]:
+        """Roll back (or keep) the step of a writer that died; the caller holds its lock."""
+        if prepared_only:   # died before touching any caption
+            shutil.rmtree(step, ignore_errors=True)
+            return []
+        try:
+            record, blob = _load(step)
+        except _DAMAGED:
+            shutil.rmtree(step, ignore_errors=True)
+            return []
+        if record.get("mode") == "keep":
+            os.unlink(lock)
+            return [f"kept {record.get('op')}"]
+        self._restore(record, blob, rollback=True)
+        shutil.rmtree(step, ignore_errors=True)
+        return [f"rolled back {record.get('op')}"]
 
     def _restore(self, record: dict, blob: bytes, rollback: bool) -> list[tuple[str, bytes | None, bytes | None]]:
         """Put the recorded bytes back. In a rollback a caption the operation created is only

@@ -117,6 +117,66 @@ def test_failed_write_and_failed_rollback_finish_on_next_use(make_ds, monkeypatc
     assert _captions(ds) == before and _undo_entries(ds) == []
 
 
+def test_a_step_committed_while_another_thread_recovers_is_kept(make_ds, monkeypatch):
+    """The race seen in the Captions panel (a preview thread recovering while Apply commits): the
+    recoverer opens the step's lock, the writer commits (unlinks the lock, lets go of it), then the
+    recoverer's flock succeeds on the removed file. That must not read as a dead writer: the edit
+    stays, undoable. Forced here by committing inside the recoverer's flock call."""
+    import fcntl
+
+    import lora_nb.captions.journal as undo_mod
+
+    ds = make_ds({f"i{n}": f"tag{n}" for n in range(4)})
+    store = ds.captions._store
+    log = store.undo_log()
+    before = {str(ds.path / f"i{n}.txt"): f"tag{n}".encode() for n in range(4)}
+    step = log.begin("add_trigger", before)
+    step.write([(p, b"t, " + old) for p, old in before.items()])
+    real_flock, fired = fcntl.flock, []
+
+    def flock_after_commit(fd, op):
+        if not fired:
+            fired.append(fd)
+            step.commit()                 # the writer finishes between our open and our flock
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(undo_mod.fcntl, "flock", flock_after_commit)
+    assert log.recover() == [] and fired
+    monkeypatch.setattr(undo_mod.fcntl, "flock", real_flock)
+    assert [h["op"] for h in ds.captions.history()] == ["add_trigger"]
+    assert _captions(ds) == {f"i{n}.txt": f"t, tag{n}".encode() for n in range(4)}
+
+
+def test_edits_and_recovery_in_parallel_threads_lose_nothing(make_ds):
+    """Many bulk edits in one thread while two others keep counting and listing (each recovers first):
+    every edit stays, in order, and undo walks them back to the start."""
+    import threading
+
+    ds = make_ds({f"i{n}": f"tag{n}" for n in range(6)})
+    start, done = _captions(ds), threading.Event()
+
+    def reader():
+        while not done.is_set():
+            ds.captions.history()
+            ds.captions.frequencies()
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for k in range(15):
+            assert ds.captions.add_trigger(f"k{k}").changed == 6
+    finally:
+        done.set()
+        for t in readers:
+            t.join()
+    assert len(ds.captions.history()) == 15
+    assert ds.captions.get(ds.path / "i0.png").startswith("k14, k13")
+    for _ in range(15):
+        ds.captions.undo()
+    assert _captions(ds) == start
+
+
 def test_step_that_died_before_touching_captions_is_cleaned_up(make_ds):
     ds = make_ds({"a": "x"})
     prep = ds.meta_dir / "undo" / ".prep-00000000000000000001-999999"
@@ -179,3 +239,18 @@ def test_undo_steps_are_capped_and_listed_in_order(make_ds):
     assert len(hist) == UNDO_KEEP and len(_undo_entries(ds)) == UNDO_KEEP
     assert hist[-1]["op"].startswith("add_trigger t22") and hist[0]["op"].startswith("add_trigger t3")
     assert all(h["count"] == 1 for h in hist)
+
+
+def test_a_prepared_step_whose_writer_died_before_locking_is_cleaned_up(make_ds):
+    """A writer killed between making its folder and locking it leaves a folder with no lock: removed
+    once its pid is gone; the same folder of a live writer (this process) is left alone."""
+    ds = make_ds({"a": "x"})
+    undo = ds.meta_dir / "undo"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = undo / f".prep-00000000000000000001-{int(dead.stdout)}"
+    live = undo / f".prep-00000000000000000002-{os.getpid()}"
+    for d in (gone, live):
+        d.mkdir(parents=True)
+        (d / "before.bin").write_bytes(b"x")
+    assert ds.captions.history() == []
+    assert not gone.exists() and live.exists() and _captions(ds) == {"a.txt": b"x"}
