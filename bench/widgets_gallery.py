@@ -66,7 +66,7 @@ def main() -> int:
     ws = lora_nb.Workspace(root)
     t = time.perf_counter()
     _dataset(ws, "a_small", 20)
-    big = _dataset(ws, "b_big", a.big)
+    _dataset(ws, "b_big", a.big)
     _dataset(ws, "c_naive", a.naive)
     print(f"made datasets ({a.big:,} + 20 + {a.naive:,} images) in {time.perf_counter() - t:.1f} s")
 

@@ -1,7 +1,6 @@
 """Shared fixtures: a fresh workspace per test, in a temporary folder."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import os
 import time
-from typing import Any, Mapping
+from typing import Mapping
 
 import ipywidgets as W
 

@@ -18,7 +18,6 @@ are listed too. Prompt templates are saved and loaded as presets (``presets/capt
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import Any, Callable
 
 import ipywidgets as W

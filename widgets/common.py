@@ -397,6 +397,9 @@ STYLE = """
 .lnb-tabs .lm-TabBar-tab { padding: 0 14px !important; }
 .lnb-tabs .lm-TabBar-tab.lm-mod-current { border-top: 2px solid var(--jp-brand-color1, #1976d2) !important; }
 .lnb-dashboard .widget-button, .lnb-dashboard .jupyter-button { border-radius: 6px; }
+.lnb-dashboard .jupyter-button:disabled.mod-danger, .lnb-dashboard .jupyter-button:disabled.mod-primary,
+.lnb-dashboard .jupyter-button:disabled.mod-success, .lnb-dashboard .jupyter-button:disabled.mod-warning {
+  background: var(--jp-layout-color3, #d1d5db) !important; color: var(--jp-ui-font-color2, #6b7280) !important; }
 .lnb-dashboard .widget-html, .lnb-dashboard .widget-html-content { color: var(--jp-ui-font-color1, inherit); }
 """
 STYLE_HTML = f"<style>{STYLE}</style>"

@@ -21,6 +21,7 @@ from lora_nb.progress.events import JobStatus
 from .autostop import AutostopBox
 from .command_form import CommandForm
 from .common import PRESENCE, ErrorBanner, css
+from .executor_box import ExecutorBox
 from .gpu_slots import GpuSlotsBox
 from .job_monitor import JobMonitor
 
@@ -44,6 +45,7 @@ class JobsPanel(W.VBox):
         self.delete_button = css(W.Button(description="Delete finished job", icon="trash"), "lnb-jobs-delete")
         self.monitor = JobMonitor(self.ws, on_new_job=lambda job: self.refresh(select=job.id))
         self.slots = GpuSlotsBox(self.ws, self.banner)
+        self.executor = ExecutorBox(self.ws, self.banner)             # here or a Ray cluster
         self.command_form = CommandForm(self.ws, on_submit=self.show)      # any command as a job
         self.run_command = css(W.Accordion(children=[self.command_form], selected_index=None), "lnb-jobs-run-command")
         self.run_command.set_title(0, "Run a command as a job")
@@ -56,7 +58,7 @@ class JobsPanel(W.VBox):
         self._refresh_lock = threading.RLock()
         self._updating = False
         super().__init__([W.HTML("<h3 style='margin:4px 0'>Jobs</h3>"), self.banner,
-                          W.HBox([self.filter, self.refresh_button, self.delete_button]), self.slots, self.autostop, self.empty_note,
+                          W.HBox([self.filter, self.refresh_button, self.delete_button]), self.slots, self.executor, self.autostop, self.empty_note,
                           self.run_command, self.table, self.monitor])
         self.add_class("lnb-jobs")
         g(self.refresh)()
@@ -90,8 +92,10 @@ class JobsPanel(W.VBox):
             frac = snap.progress.fraction
             pct = f" {frac:.0%}" if frac is not None and snap.status is JobStatus.RUNNING else ""
             gpu = f"  ·  GPU {','.join(map(str, snap.devices))}" if snap.devices and snap.is_active else ""
-            options.append((f"{snap.status.value:<9} {snap.name}  ·  {snap.kind}  ·  {snap.id}{pct}{gpu}", snap.id))
+            where = "  ·  on Ray" if snap.executor != "local" else ""
+            options.append((f"{snap.status.value:<9} {snap.name}  ·  {snap.kind}  ·  {snap.id}{pct}{gpu}{where}", snap.id))
         self.slots.refresh()
+        self.executor.refresh()
         self.autostop.refresh()
         self.empty_note.value = "" if options else "<i>no jobs yet: tagging, imports, downloads and training runs appear here</i>"
         keep = select or self.table.value

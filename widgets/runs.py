@@ -17,7 +17,7 @@ import json
 import mimetypes
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import ipywidgets as W
 

@@ -16,7 +16,6 @@ lora_nb.errors.ConfigError: FLUX training needs its text encoders and autoencode
 """
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any, Literal

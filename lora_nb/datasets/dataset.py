@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 from ..errors import InvalidInput, InvalidName, NotFound
 from ..paths import safe_join, safe_name
 from . import listing
-from .images import CAPTION_EXTS, IMAGE_EXTS, BrokenImage, read_header
+from .images import CAPTION_EXTS, BrokenImage, read_header
 from .listing import natural_key as _natural_key
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config.model import TrainingConfig
-    from ..progress.parsers import LogParser
 
 __all__ = ["Engine", "EngineStatus", "LaunchPlan", "Artifact"]
 

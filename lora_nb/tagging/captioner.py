@@ -156,14 +156,12 @@ class Captioner:
     def _text_inputs(self, n: int) -> dict[str, Any]:
         """The tokenized prompt for ``n`` images, with the image placeholder tokens expanded (cached per n)."""
         if n not in self._text_cache:
-            import numpy as np
             from PIL import Image
 
             side = self._image_side()
             dummy = [Image.new("RGB", (side, side))] * n
             enc = self.processor(text=[self.text] * n, images=dummy, return_tensors="pt", padding=True)
             self._text_cache[n] = {k: v for k, v in enc.items() if k != "pixel_values"}
-            del np
         return self._text_cache[n]
 
     def _image_side(self) -> int:

@@ -32,6 +32,8 @@ if (REPO / "widgets" / "runs.py").exists():      # the Runs tab, where its modul
 BG_LUMA = """(sel) => { const e = document.querySelector(sel); let c = getComputedStyle(e).backgroundColor;
   const m = c.match(/[\\d.]+/g).map(Number); return 0.2126 * m[0] + 0.7152 * m[1] + 0.0722 * m[2]; }"""
 FILL_LUMA = BG_LUMA.replace("backgroundColor", "fill")   # an SVG shape's colour: its computed fill
+BG_REDNESS = """(sel) => { const m = getComputedStyle(document.querySelector(sel)).backgroundColor.match(/[\\d.]+/g).map(Number);
+  return m[0] - (m[1] + m[2]) / 2; }"""                    # how far a background leans to red (a danger button ~ 150+)
 CHART = ".lnb-tab-jobs .lnb-loss-svg .lnb-chart-panel"   # the job monitor's loss chart (drawn before any job)
 
 
@@ -131,6 +133,9 @@ def test_voila_light_and_dark_themes_with_screenshots_of_every_panel(voila, brow
         assert all(p.stat().st_size > 5000 for p in paths)
         assert page.evaluate(FILL_LUMA, CHART) < 80                 # no white chart on a dark page
         assert page.evaluate(FILL_LUMA, ".lnb-tab-jobs .lnb-loss-svg text") > 120    # its labels light
+        stop = ".lnb-tab-jobs button.lnb-job-stop"                  # no job: Stop is disabled, and looks it
+        assert page.locator(stop).first.is_disabled()
+        assert page.evaluate(BG_REDNESS, stop) < 30, "a disabled Stop button still glows red in the dark theme"
     finally:
         page.close()
 

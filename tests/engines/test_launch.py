@@ -12,7 +12,7 @@ import pytest
 
 from lora_nb.config import TrainingConfig
 from lora_nb.errors import ConfigError, EngineError
-from lora_nb.progress.events import EventKind, JobStatus, Progress
+from lora_nb.progress.events import EventKind, JobStatus
 
 
 def cfg_for(model_file, **kw):

@@ -1,7 +1,6 @@
 """Rendered sd-scripts files: golden files per family, only keys the engine accepts, strict dataset types (ENGINES.md Part C)."""
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest

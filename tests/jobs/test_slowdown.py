@@ -6,11 +6,10 @@ import json
 import sys
 import textwrap
 
-import pytest
 
 from lora_nb.jobs.gpu_watch import GpuWatch, nvml_sampler
 from lora_nb.jobs.slowdown import Sample, diagnose
-from lora_nb.progress.events import JobStatus, Progress
+from lora_nb.progress.events import Progress
 
 
 def _run(t0, t1, **kw):

@@ -4,7 +4,6 @@ the CLI, and publishing to a local server speaking the Hub's HTTP API."""
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
 import sys

@@ -2,9 +2,7 @@
 through huggingface_hub against a local fake Hub (HF_ENDPOINT), and offline mode."""
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image

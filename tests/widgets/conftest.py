@@ -4,8 +4,6 @@ ipywidgets 8 needs no kernel or comm for this: widgets are plain traitlets objec
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 

@@ -10,7 +10,6 @@ import threading
 import time
 from collections import Counter
 
-import pytest
 from PIL import Image
 
 import lora_nb.widgets.dashboard as dash_mod

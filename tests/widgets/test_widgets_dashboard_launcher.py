@@ -4,7 +4,6 @@ with its kernels. The package builds without a deprecation warning (what `script
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
