@@ -58,8 +58,9 @@ def token_file_handler() -> type:
 def drop_token(request: Any) -> None:
     """Remove the ``token`` query argument from a tornado request (its uri, query and argument maps).
 
-    >>> from tornado.httputil import HTTPServerRequest
-    >>> r = HTTPServerRequest(method="GET", uri="/?token=s3cret&x=1")
+    >>> from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+    >>> r = HTTPServerRequest(start_line=RequestStartLine("GET", "/?token=s3cret&x=1", "HTTP/1.1"),
+    ...                       headers=HTTPHeaders({"Host": "127.0.0.1"}))
     >>> drop_token(r); (r.uri, r.query, dict(r.arguments))
     ('/?x=1', 'x=1', {'x': [b'1']})
     """
