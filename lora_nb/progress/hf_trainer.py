@@ -7,7 +7,8 @@ What such runs print, and what becomes a Progress event:
   just before it redraws its step bar, so the dict's step is the bar's next frame (or a ``step`` key);
 - the tqdm step bar (``  25%|██▌       | 10/40 [00:05<00:15,  1.98it/s]``, or diffusers' ``Steps: ... loss=0.1,
   lr=0.0001`` postfix): step, total steps, rate, ETA. Bars with another description (``Map``, ``Loading
-  checkpoint shards``) only set the phase; a bar with another total after the step bar is an evaluation;
+  checkpoint shards``) only set the phase; a bar with another total after the step bar is an evaluation (and a
+  finished first bar followed by a longer one, with no loss logged between, was an evaluation before training);
 - the banner lines ``Num Epochs = 3`` and ``Total optimization steps = 40``;
 - ``{'eval_loss': ...}`` and the final ``{'train_runtime': ...}`` dicts: messages in the job's events.
 
@@ -95,6 +96,9 @@ class HFTrainerParser(LogParser):
         self.total_epochs: int | None = None
         self.step: int | None = None
         self.pending: dict[str, Any] | None = None  # a log dict waiting for the bar frame that says its step
+        self.total_from_banner = False            # "Total optimization steps = N" said it: never re-guessed
+        self.locked_done = False                  # the bar taken for the step bar has reached its total
+        self.saw_loss = False                     # a loss has been logged (so that bar was training indeed)
 
     # -- pieces ------------------------------------------------------------------------------
     def _values(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -137,13 +141,23 @@ class HFTrainerParser(LogParser):
             return False
         if self.train_total is None:
             self.train_total = bar.total
+        elif bar.total != self.train_total and bar.n == 0 and self._was_not_training(bar):
+            self.train_total, self.step, self.locked_done = bar.total, None, False
         return bar.total == self.train_total
+
+    def _was_not_training(self, bar: TqdmFrame) -> bool:
+        """True when the bar taken for the step bar was an evaluation before training (``trainer.evaluate()``
+        first, at the default verbosity: no banner): it finished with no loss logged, and a longer bar starts.
+        (An evaluation longer than the whole training run would still be mistaken: the banner settles it.)"""
+        return (not self.total_from_banner and self.locked_done and not self.saw_loss
+                and bar.total is not None and self.train_total is not None and bar.total > self.train_total)
 
     def _bar(self, bar: TqdmFrame) -> list[Event]:
         if not self._is_step_bar(bar):
             phase = bar.prefix.strip() or "evaluating"
             return self._flush() + [Event.progress(phase=phase)]
         self.step = bar.n
+        self.locked_done = self.locked_done or (bar.total is not None and bar.n >= bar.total)
         fields: dict[str, Any] = {"step": bar.n, "total_steps": bar.total, "rate": bar.rate, "rate_unit": bar.unit,
                                   "eta": bar.eta, "elapsed": bar.elapsed, "phase": "training"}
         if self.total_epochs:
@@ -170,6 +184,7 @@ class HFTrainerParser(LogParser):
         values = self._values(data)
         if "loss" not in values and "lr" not in values:
             return events
+        self.saw_loss = self.saw_loss or "loss" in values
         if "step" in values:
             if self.train_total:
                 values.setdefault("total_steps", self.train_total)
@@ -197,7 +212,7 @@ class HFTrainerParser(LogParser):
             if m.group(1) == "Num Epochs":
                 self.total_epochs = n
                 return [Event.progress(total_epochs=n)]
-            self.train_total = n
+            self.train_total, self.total_from_banner = n, True
             return [Event.progress(total_steps=n)]
         if "CUDA out of memory" in line or "OutOfMemoryError" in line:
             return self.add_hint("The GPU ran out of memory: lower the per-device batch size, or turn on gradient "

@@ -49,6 +49,22 @@ def test_the_recorded_trainer_run_gives_loss_by_step_lr_epochs_and_the_summary()
                     "train_steps_per_second=1.287, epoch=2."]
 
 
+def test_an_evaluation_before_training_with_no_banner_is_not_taken_for_the_step_bar():
+    """REAL recording (tiny_trainer.py --eval-first): trainer.evaluate() draws a 2/2 bar first, at the default
+    verbosity (no "Total optimization steps" banner), then the 40-step training bar."""
+    events, final = _run(get_parser("hf-trainer"), _pieces((RECORDED.parent / "trainer_eval_first.log").read_bytes()))
+    prog = [e.data for e in events if e.kind is EventKind.PROGRESS]
+    assert [(d["step"], d["loss"]) for d in prog if "loss" in d] == [(5, 3.902), (10, 3.901), (15, 3.906), (20, 3.909),
+                                                                     (25, 3.862), (30, 3.872), (35, 3.875), (40, 3.87)]
+    assert {d["total_steps"] for d in prog if "loss" in d} == {40}
+    assert (final.step, final.total_steps) == (40, 40)
+    # the end of a run with no loss logged at all: a finished step bar, then a shorter evaluation bar, stays put
+    p = HFTrainerParser()
+    p.feed("100%|##########| 40/40 [00:01<00:00, 37.91it/s]")
+    assert p.feed("  0%|          | 0/2 [00:00<?, ?it/s]")[0].data == {"phase": "evaluating"}
+    assert p.train_total == 40
+
+
 def test_diffusers_accelerate_bars_banners_and_other_bars():
     p = HFTrainerParser()
     assert p.feed("Map: 100%|##########| 1000/1000 [00:01<00:00, 912.40 examples/s]")[0].data == {"phase": "Map"}
